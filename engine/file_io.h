@@ -1,0 +1,107 @@
+// The I/O seam (DESIGN.md §4): every byte the engine reads or writes goes through a
+// FileIo. Three implementations share this interface:
+//   - SyncFileIo      (file_io.cc): plain syscalls, one at a time. The fallback when
+//                      io_uring cannot be set up (ENOSYS/EPERM under some seccomp
+//                      profiles).
+//   - UringFileIo     (uring_file_io.cc): io_uring with many requests in flight.
+//   - FaultInjectingFileIo (fault_injecting_file_io.cc): wraps another FileIo and fails,
+//                      tears or "power-cuts" at the k-th operation, for the crash tests.
+//
+// The API is batch-shaped like io_uring itself: the caller fills an array of IoOps and
+// calls Execute; the ops of one call are independent and may run in any order and
+// concurrently; Execute returns when every op has completed, with each op's outcome in
+// `result`. Ordering between ops is expressed by separate Execute calls (open, then
+// read, then write, then close). Per-op failures are reported in `result`, not in the
+// returned Status, which fails only when the I/O layer itself breaks.
+//
+// Durability: a write is durable after an fdatasync op on its fd completed, or after
+// SyncFs on any fd of the same file system completed (syncfs(2)).
+//
+// Buffers passed in IoOps must stay valid until Execute returns. Thread safety: one
+// FileIo per thread (the implementations keep per-instance rings and counters).
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string_view>
+
+#include "status.h"
+
+namespace svmkey {
+
+enum class IoOpKind : uint8_t {
+  kOpen,       // openat(dirfd, path, flags, mode) → result = fd
+  kRead,       // pread(fd, buf, len, offset)       → result = bytes read
+  kWrite,      // pwrite(fd, buf, len, offset)      → result = bytes written
+  kFdatasync,  // fdatasync(fd)                     → result = 0
+  kClose,      // close(fd)                         → result = 0
+};
+
+struct IoOp {
+  IoOpKind kind = IoOpKind::kRead;
+  int fd = -1;                  // read, write, fdatasync, close; kOpen: the dirfd
+  const char* path = nullptr;   // kOpen only; relative to fd (AT_FDCWD allowed)
+  int open_flags = 0;           // kOpen only (O_CLOEXEC is always added)
+  mode_t mode = 0;              // kOpen only
+  uint8_t* buf = nullptr;       // read, write
+  uint32_t len = 0;             // read, write
+  uint64_t offset = 0;          // read, write
+  int32_t result = 0;           // out: see kinds; negative = -errno
+
+  static IoOp Open(int dirfd, const char* path, int flags, mode_t mode = 0) {
+    IoOp op;
+    op.kind = IoOpKind::kOpen;
+    op.fd = dirfd;
+    op.path = path;
+    op.open_flags = flags;
+    op.mode = mode;
+    return op;
+  }
+  static IoOp Read(int fd, uint8_t* buf, uint32_t len, uint64_t offset) {
+    IoOp op;
+    op.kind = IoOpKind::kRead;
+    op.fd = fd;
+    op.buf = buf;
+    op.len = len;
+    op.offset = offset;
+    return op;
+  }
+  static IoOp Write(int fd, uint8_t* buf, uint32_t len, uint64_t offset) {
+    IoOp op = Read(fd, buf, len, offset);
+    op.kind = IoOpKind::kWrite;
+    return op;
+  }
+  static IoOp Fdatasync(int fd) {
+    IoOp op;
+    op.kind = IoOpKind::kFdatasync;
+    op.fd = fd;
+    return op;
+  }
+  static IoOp Close(int fd) {
+    IoOp op;
+    op.kind = IoOpKind::kClose;
+    op.fd = fd;
+    return op;
+  }
+};
+
+class FileIo {
+ public:
+  virtual ~FileIo() = default;
+  // "io_uring", "sync", "fault(<inner>)": for logs and benchmark tables.
+  virtual std::string_view name() const = 0;
+  // Runs every op (see the contract above). Short reads/writes are completed (resubmitted)
+  // by the implementation; `result` is then the full length or -errno.
+  virtual Status Execute(std::span<IoOp> ops) = 0;
+  // syncfs(2) on the file system holding `fd`: every write issued so far there becomes
+  // durable. Returns 0 or -errno.
+  virtual int SyncFs(int fd) = 0;
+};
+
+// Plain syscalls, one op at a time.
+std::unique_ptr<FileIo> MakeSyncFileIo();
+
+}  // namespace svmkey

@@ -1,0 +1,110 @@
+// Batched VDEK rewrap: the heart of rekey-internal (DESIGN.md §4, "Rewrap pipeline").
+//
+// Input: the volumes of one SVM (streamed from a VolumeSource, so memory does not grow
+// with N), the handle of SVM-KEK generation g and of g+1. Per volume: read the metadata
+// file, pick the current slot, open it under g, seal the same VDEK under g+1 into the
+// OTHER slot with sequence+1, write that one 512-byte sector, never the current one.
+// A volume whose current slot is already at g+1 is skipped, so a rerun after any
+// interruption finishes the work (idempotent).
+//
+// I/O goes through a FileIo (io_uring by default) in batches: one Execute for the opens,
+// one for the reads, CPU work for the whole batch, one for the writes, one for the
+// closes; durability per RewrapOptions::durability. The progress callback runs once per
+// batch, AFTER every slot written in that batch is durable, and may stop the run at that
+// batch boundary.
+//
+// Thread safety: RewrapVolumes may run concurrently for different SVMs, each with its own
+// FileIo; the KeyTable is shared (it is thread-safe).
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <span>
+
+#include "file_io.h"
+#include "key_table.h"
+#include "status.h"
+#include "volume.h"
+
+namespace svmkey {
+
+// Supplies volumes in order. Implementations: a vector (tests), a volset manifest file
+// (tools), the daemon's table (paged SELECTs).
+class VolumeSource {
+ public:
+  virtual ~VolumeSource() = default;
+  // Fills up to out.size() entries (reusing their string capacity) and returns how many;
+  // 0 means the end. A failure here fails the run (196608088).
+  virtual Result<size_t> Next(std::span<VolumeRef> out) = 0;
+};
+
+// A VolumeSource over a caller-owned span.
+class SpanVolumeSource final : public VolumeSource {
+ public:
+  explicit SpanVolumeSource(std::span<const VolumeRef> volumes) : volumes_(volumes) {}
+  Result<size_t> Next(std::span<VolumeRef> out) override;
+
+ private:
+  std::span<const VolumeRef> volumes_;
+  size_t pos_ = 0;
+};
+
+enum class RewrapDurability : uint8_t {
+  kSyncFsPerBatch,     // write the batch, then one syncfs(2)
+  kFdatasyncPerFile,   // an fdatasync per written file, through the FileIo
+};
+
+struct RewrapOptions {
+  size_t batch_size = 4096;  // volumes per batch
+  RewrapDurability durability = RewrapDurability::kSyncFsPerBatch;
+  // Benchmark baseline only: do the same reads, writes and syncs, but leave the crypto
+  // out (the written slot is a copy of the current one). Never used by the daemon.
+  bool io_only = false;
+};
+
+enum class RewrapOutcome : uint8_t {
+  kRewrapped,       // the other slot now holds the VDEK under g+1 (durable)
+  kAlreadyCurrent,  // the current slot was already at g+1; nothing written
+  kFailed,          // status says why (an error-table code); the file was not changed,
+                    // or only the non-current slot was (still readable under g)
+};
+
+struct RewrapVolumeResult {
+  RewrapOutcome outcome = RewrapOutcome::kFailed;
+  Status status;
+  SlotSector blob{};  // the current slot after the run (for the table's copy)
+};
+
+struct RewrapCounters {
+  uint64_t total = 0;
+  uint64_t rewrapped = 0;
+  uint64_t already_current = 0;
+  uint64_t failed = 0;
+  bool stopped = false;  // the progress callback asked to stop at a batch boundary
+};
+
+struct RewrapBatchReport {
+  uint64_t first_index = 0;  // position of volumes[0] in the whole run
+  std::span<const VolumeRef> volumes;
+  std::span<const RewrapVolumeResult> results;  // same length as volumes
+  RewrapCounters counters;                      // totals so far, this batch included
+};
+
+// Returns false to stop the run after this batch.
+using RewrapProgress = std::function<bool(const RewrapBatchReport&)>;
+
+struct RewrapKeys {
+  KeyHandle old_kek;
+  uint64_t old_generation = 0;
+  KeyHandle new_kek;
+  uint64_t new_generation = 0;  // must be old_generation + 1
+};
+
+// Runs the rewrap over every volume of `source`. Returns the counters; a non-OK status
+// only when the run itself could not go on (I/O layer broken, source failed, bad keys).
+// Per-volume problems are counted as failed and reported through `progress`.
+Result<RewrapCounters> RewrapVolumes(FileIo& io, KeyTable& table, const RewrapKeys& keys,
+                                     VolumeSource& source, const RewrapOptions& options,
+                                     const RewrapProgress& progress);
+
+}  // namespace svmkey
