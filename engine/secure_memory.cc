@@ -38,6 +38,13 @@ Result<SecureBuffer> SecureBuffer::Allocate(size_t size) {
     return Status(ErrorCode::kResourceLimit,
                   "cannot allocate " + std::to_string(size) + " bytes of locked memory");
   }
+  // sodium_malloc ignores an mlock failure; a key page that can be swapped out is not
+  // acceptable here, so lock again and check.
+  if (sodium_mlock(p, size) != 0) {
+    sodium_free(p);
+    return Status(ErrorCode::kResourceLimit,
+                  "cannot lock " + std::to_string(size) + " bytes (RLIMIT_MEMLOCK)");
+  }
   sodium_memzero(p, size);
   out.data_ = static_cast<uint8_t*>(p);
   out.size_ = size;
