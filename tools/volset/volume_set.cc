@@ -1,0 +1,149 @@
+#include "tools/volset/volume_set.h"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+
+#include "engine/volume.h"
+
+namespace svmkey::volset {
+namespace {
+
+constexpr size_t kFailureSamples = 10;
+
+Status MakeDirectory(const std::string& path) {
+  if (::mkdir(path.c_str(), 0755) == 0 || errno == EEXIST) return Status::Ok();
+  return Status(ErrorCode::kUnexpectedException,
+                "mkdir " + path + ": " + std::strerror(errno));
+}
+
+}  // namespace
+
+Result<std::unique_ptr<FileIo>> MakeFileIoByName(std::string_view name) {
+  if (name == "sync") return MakeSyncFileIo();
+  return Status(ErrorCode::kInvalidValue,
+                "unknown I/O mode '" + std::string(name) + "' (expected uring or sync)");
+}
+
+Result<CreateVolumeSetReport> CreateVolumeSet(FileIo& io, KeyTable& table, KeyHandle kek,
+                                              const CreateVolumeSetOptions& options) {
+  if (options.count == 0) return Status(ErrorCode::kInvalidArgument, "count must be > 0");
+  if (options.svm.IsNil()) return Status(ErrorCode::kInvalidArgument, "svm uuid is nil");
+  if (options.first_dsid == 0) return Status(ErrorCode::kInvalidArgument, "first DSID must be > 0");
+  if (options.batch_size == 0) return Status(ErrorCode::kInvalidArgument, "batch size must be > 0");
+  SVMKEY_RETURN_IF_ERROR(MakeDirectory(options.dir));
+  if (::access(ManifestPath(options.dir).c_str(), F_OK) == 0) {
+    return Status(ErrorCode::kDuplicateEntry,
+                  options.dir + " already holds a volume set (" + std::string(kManifestFileName) + ")");
+  }
+  const std::string vol_dir = options.dir + "/" + std::string(kVolumeSubdir);
+  SVMKEY_RETURN_IF_ERROR(MakeDirectory(vol_dir));
+  for (int i = 0; i < 256; ++i) {
+    char sub[4];
+    std::snprintf(sub, sizeof sub, "%02x", i);
+    SVMKEY_RETURN_IF_ERROR(MakeDirectory(vol_dir + "/" + sub));
+  }
+
+  ManifestHeader header;
+  header.svm = options.svm;
+  header.generation = options.generation;
+  header.count = options.count;
+  auto writer = ManifestWriter::Create(options.dir, header);
+  if (!writer.ok()) return writer.status();
+
+  const size_t batch = static_cast<size_t>(std::min<uint64_t>(options.batch_size, options.count));
+  std::vector<VolumeRef> refs(batch);
+  std::vector<CreateResult> results(batch);
+  std::vector<int> clone_of(batch, -1);
+  std::vector<std::string> relative(batch);
+  CreateVolumeSetReport report;
+  for (uint64_t base = 0; base < options.count; base += batch) {
+    const size_t n = static_cast<size_t>(std::min<uint64_t>(batch, options.count - base));
+    for (size_t j = 0; j < n; ++j) {
+      const uint64_t index = base + j;
+      VolumeRef& ref = refs[j];
+      ref.id.volume = Uuid::Random();
+      ref.id.svm = options.svm;
+      ref.id.dsid = options.first_dsid + index;
+      relative[j] = RelativeVolumePath(ref.id.volume);
+      ref.path.assign(options.dir);
+      ref.path += '/';
+      ref.path += relative[j];
+      const bool clone = options.clone_every > 0 && (index + 1) % options.clone_every == 0 && j > 0;
+      clone_of[j] = clone ? static_cast<int>(j - 1) : -1;
+      if (clone) ++report.clones;
+    }
+    SVMKEY_RETURN_IF_ERROR(CreateVolumes(io, table, kek, options.generation,
+                                         std::span<const VolumeRef>(refs.data(), n),
+                                         std::span<CreateResult>(results.data(), n),
+                                         std::span<const int>(clone_of.data(), n)));
+    size_t failed = 0;
+    const Status* first = nullptr;
+    size_t first_index = 0;
+    for (size_t j = 0; j < n; ++j) {
+      if (results[j].status.ok()) continue;
+      if (first == nullptr) {
+        first = &results[j].status;
+        first_index = j;
+      }
+      ++failed;
+    }
+    if (first != nullptr) {
+      return Status(first->code(), std::to_string(failed) + " of " + std::to_string(n) +
+                                       " volumes in a batch failed; first " +
+                                       refs[first_index].path + ": " + first->ToString());
+    }
+    for (size_t j = 0; j < n; ++j) {
+      SVMKEY_RETURN_IF_ERROR((*writer)->Add(refs[j].id, relative[j]));
+    }
+    report.created += n;
+    if (options.progress) options.progress(report.created);
+  }
+  // COMMIT POINT: every volume file is durable (CreateVolumes ends with a syncfs);
+  // the manifest appears only now, whole.
+  SVMKEY_RETURN_IF_ERROR((*writer)->Finish());
+  return report;
+}
+
+Result<VerifyVolumeSetReport> VerifyVolumeSet(FileIo& io, KeyTable& table, KeyHandle kek,
+                                              uint64_t generation, ManifestVolumeSource& source,
+                                              size_t batch_size) {
+  if (batch_size == 0) return Status(ErrorCode::kInvalidArgument, "batch size must be > 0");
+  KeyRing ring;
+  ring.Add(generation, kek);
+  std::vector<VolumeRef> refs(batch_size);
+  std::vector<OpenResult> results(batch_size);
+  VerifyVolumeSetReport report;
+  for (;;) {
+    auto got = source.Next(refs);
+    if (!got.ok()) return got.status();
+    const size_t n = *got;
+    if (n == 0) break;
+    SVMKEY_RETURN_IF_ERROR(VerifyVolumes(io, table, ring, std::span<const VolumeRef>(refs.data(), n),
+                                         std::span<OpenResult>(results.data(), n)));
+    for (size_t i = 0; i < n; ++i) {
+      ++report.total;
+      Status status = results[i].status;
+      if (status.ok() && results[i].generation != generation) {
+        status = Status(ErrorCode::kSvmKekUnwrapFailed,
+                        "opened under generation " + std::to_string(results[i].generation));
+      }
+      if (status.ok()) {
+        ++report.opened;
+        continue;
+      }
+      ++report.failed;
+      ++report.failures_by_code[status.numeric_code()];
+      if (report.failure_samples.size() < kFailureSamples) {
+        report.failure_samples.push_back(refs[i].path + ": " + status.ToString());
+      }
+    }
+  }
+  return report;
+}
+
+}  // namespace svmkey::volset
