@@ -22,6 +22,7 @@
 #pragma once
 
 #include <sys/types.h>
+#include <sys/uio.h>
 
 #include <cstdint>
 #include <memory>
@@ -49,6 +50,11 @@ struct IoOp {
   uint8_t* buf = nullptr;       // read, write
   uint32_t len = 0;             // read, write
   uint64_t offset = 0;          // read, write
+  // kRead only: a read that returns fewer bytes than asked means end of file (true for
+  // buffered reads of regular files), so it is not resubmitted. Lets a caller read
+  // len = size + slack to detect an oversized file in one request instead of two.
+  // Implementations may ignore it (looping until 0 gives the same result, slower).
+  bool eof_ok = false;
   int32_t result = 0;           // out: see kinds; negative = -errno
 
   static IoOp Open(int dirfd, const char* path, int flags, mode_t mode = 0) {
@@ -69,9 +75,15 @@ struct IoOp {
     op.offset = offset;
     return op;
   }
+  static IoOp ReadToEof(int fd, uint8_t* buf, uint32_t len, uint64_t offset) {
+    IoOp op = Read(fd, buf, len, offset);
+    op.eof_ok = true;
+    return op;
+  }
   static IoOp Write(int fd, uint8_t* buf, uint32_t len, uint64_t offset) {
     IoOp op = Read(fd, buf, len, offset);
     op.kind = IoOpKind::kWrite;
+    op.eof_ok = false;
     return op;
   }
   static IoOp Fdatasync(int fd) {
@@ -99,6 +111,18 @@ class FileIo {
   // syncfs(2) on the file system holding `fd`: every write issued so far there becomes
   // durable. Returns 0 or -errno.
   virtual int SyncFs(int fd) = 0;
+
+  // Optional hint: these buffers stay valid, at the same address, until
+  // UnregisterBuffers(); I/O into them may use pre-registered (pinned) buffers
+  // (io_uring READ_FIXED/WRITE_FIXED). Buffers not covered still work. Returns OK when
+  // registered or when the implementation has nothing to register; a failure (e.g.
+  // RLIMIT_MEMLOCK) is harmless: I/O proceeds unregistered. The caller must call
+  // UnregisterBuffers() before freeing them. At most one registration at a time.
+  virtual Status RegisterBuffers(std::span<const iovec> buffers) {
+    (void)buffers;
+    return Status::Ok();
+  }
+  virtual void UnregisterBuffers() {}
 };
 
 // Plain syscalls, one op at a time.
