@@ -36,6 +36,11 @@ Result<CurlUrl> ParseHttpsUrl(std::string_view text, ErrorCode code, std::string
   };
   if (text.empty()) return fail("missing");
   if (text.find_first_of(" \t\r\n") != std::string_view::npos) return fail("contains white space");
+  // libcurl reads "https:///x" as host "x"; a URL without an authority is a typo here.
+  if (size_t sep = text.find("://"); sep != std::string_view::npos &&
+                                     text.substr(sep + 3).starts_with("/")) {
+    return fail("has no host");
+  }
   CurlUrl u(curl_url());
   if (!u) return Status(ErrorCode::kResourceLimit, "curl_url() failed");
   std::string copy(text);

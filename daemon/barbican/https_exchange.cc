@@ -20,6 +20,9 @@ constexpr size_t kMaxCapturedHeader = 16 << 10;
 bool IsProtocolError(CURLcode rc) {
   switch (rc) {
     case CURLE_WEIRD_SERVER_REPLY:     // not HTTP at all (e.g. garbage on the TLS stream)
+    // libcurl 7.88 reports a reply without an HTTP status line ("HTTP/0.9") this way. The
+    // URL's scheme cannot be the cause: both URLs were validated as https.
+    case CURLE_UNSUPPORTED_PROTOCOL:
     case CURLE_BAD_CONTENT_ENCODING:   // a content encoding it cannot decode
     case CURLE_HTTP2:                  // framing layer errors
     case CURLE_HTTP2_STREAM:
