@@ -6,11 +6,13 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <string>
 
 #include "engine/key_table.h"
+#include "engine/rewrap.h"
 #include "engine/secure_memory.h"
 #include "tools/volset/kek_file.h"
 #include "tools/volset/volume_set.h"
@@ -37,7 +39,7 @@ int Fail(const Status& status) {
 }
 
 struct CreateArgs {
-  std::string dir, svm_uuid, kek_file, io = "uring";
+  std::string dir, svm_uuid, kek_file, io = "auto";
   uint64_t count = 0, generation = 1, clone_every = 0, first_dsid = 1;
   size_t batch_size = 8192;
 };
@@ -100,7 +102,7 @@ int RunCreate(const CreateArgs& args) {
 }
 
 struct VerifyArgs {
-  std::string dir, kek_file, io = "uring";
+  std::string dir, kek_file, io = "auto";
   int64_t generation = -1;
   size_t batch_size = 4096;
 };
@@ -139,6 +141,60 @@ int RunVerify(const VerifyArgs& args) {
   return report->failed == 0 ? 0 : 1;
 }
 
+struct RekeyArgs {
+  std::string dir, old_kek_file, new_kek_file, io = "auto";
+  size_t batch_size = RewrapOptions{}.batch_size;
+};
+
+int RunRekey(const RekeyArgs& args) {
+  auto source = ManifestVolumeSource::Open(args.dir);
+  if (!source.ok()) return Fail(source.status());
+  auto table = KeyTable::Create(4);
+  if (!table.ok()) return Fail(table.status());
+  auto io = MakeFileIoByName(args.io);
+  if (!io.ok()) return Fail(io.status());
+  const std::string old_path =
+      args.old_kek_file.empty() ? args.dir + "/" + std::string(kKekFileName) : args.old_kek_file;
+  auto old_kek = ImportKekFile(**table, old_path);
+  if (!old_kek.ok()) return Fail(old_kek.status());
+  Result<KeyHandle> new_kek = ImportKekFile(**table, args.new_kek_file);
+  if (!new_kek.ok() && new_kek.status().code() == ErrorCode::kEntryNotFound) {
+    new_kek = GenerateKekFile(**table, args.new_kek_file, /*replace=*/false);
+    if (new_kek.ok()) std::printf("generated SVM-KEK file %s (mode 0600)\n", args.new_kek_file.c_str());
+  }
+  if (!new_kek.ok()) return Fail(new_kek.status());
+  RewrapKeys keys;
+  keys.old_kek = *old_kek;
+  keys.old_generation = (*source)->header().generation;
+  keys.new_kek = *new_kek;
+  keys.new_generation = keys.old_generation + 1;
+  RewrapOptions options;
+  options.batch_size = args.batch_size;
+  const auto start = std::chrono::steady_clock::now();
+  auto counters = RekeyVolumeSet(**io, **table, keys, **source, options,
+                                 [](const RewrapBatchReport&) { return true; });
+  if (!counters.ok()) return Fail(counters.status());
+  const double seconds = SecondsSince(start);
+  std::printf("rekeyed %s from generation %llu to %llu: %llu rewrapped, %llu already current, "
+              "%llu failed of %llu (%.1f s, %.0f volumes/s, io=%s)\n",
+              args.dir.c_str(), static_cast<unsigned long long>(keys.old_generation),
+              static_cast<unsigned long long>(keys.new_generation),
+              static_cast<unsigned long long>(counters->rewrapped),
+              static_cast<unsigned long long>(counters->already_current),
+              static_cast<unsigned long long>(counters->failed),
+              static_cast<unsigned long long>(counters->total), seconds,
+              counters->total / std::max(seconds, 1e-9), std::string((*io)->name()).c_str());
+  if (counters->failed != 0) {
+    std::printf("the manifest stays at generation %llu; rerun the same command to finish\n",
+                static_cast<unsigned long long>(keys.old_generation));
+    return 1;
+  }
+  std::printf("the manifest now says generation %llu; the new key is %s (the old key file is "
+              "left as it was)\n",
+              static_cast<unsigned long long>(keys.new_generation), args.new_kek_file.c_str());
+  return 0;
+}
+
 int Main(int argc, char** argv) {
   CLI::App app(kDescription, "svmkey-volset");
   app.require_subcommand(1);
@@ -158,7 +214,7 @@ int Main(int argc, char** argv) {
       ->capture_default_str();
   create_cmd->add_option("--first-dsid", create.first_dsid, "DSID of the first volume")
       ->capture_default_str()->check(CLI::PositiveNumber);
-  create_cmd->add_option("--io", create.io, "I/O implementation: uring or sync")
+  create_cmd->add_option("--io", create.io, "I/O implementation: auto, uring or sync")
       ->capture_default_str();
   create_cmd->add_option("--batch-size", create.batch_size, "volumes per engine call")
       ->capture_default_str()->check(CLI::Range(size_t{1}, size_t{65536}));
@@ -170,15 +226,30 @@ int Main(int argc, char** argv) {
   verify_cmd->add_option("--kek-file", verify.kek_file, "SVM-KEK file (default <dir>/kek.bin)");
   verify_cmd->add_option("--generation", verify.generation,
                          "generation to open under (default: the manifest's)");
-  verify_cmd->add_option("--io", verify.io, "I/O implementation: uring or sync")
+  verify_cmd->add_option("--io", verify.io, "I/O implementation: auto, uring or sync")
       ->capture_default_str();
   verify_cmd->add_option("--batch-size", verify.batch_size, "volumes per engine call")
+      ->capture_default_str()->check(CLI::Range(size_t{1}, size_t{65536}));
+
+  RekeyArgs rekey;
+  CLI::App* rekey_cmd = app.add_subcommand(
+      "rekey", "rewrap every volume from the manifest's generation g to g+1 under a new SVM-KEK");
+  rekey_cmd->add_option("--dir", rekey.dir, "set directory")->required();
+  rekey_cmd->add_option("--old-kek-file", rekey.old_kek_file,
+                        "SVM-KEK of generation g (default <dir>/kek.bin)");
+  rekey_cmd->add_option("--new-kek-file", rekey.new_kek_file,
+                        "SVM-KEK of generation g+1; generated (0600) when the file does not exist")
+      ->required();
+  rekey_cmd->add_option("--io", rekey.io, "I/O implementation: auto, uring or sync")
+      ->capture_default_str();
+  rekey_cmd->add_option("--batch-size", rekey.batch_size, "volumes per rewrap batch")
       ->capture_default_str()->check(CLI::Range(size_t{1}, size_t{65536}));
 
   CLI11_PARSE(app, argc, argv);
   if (Status s = EngineInit(); !s.ok()) return Fail(s);
   if (create_cmd->parsed()) return RunCreate(create);
   if (verify_cmd->parsed()) return RunVerify(verify);
+  if (rekey_cmd->parsed()) return RunRekey(rekey);
   return 2;
 }
 

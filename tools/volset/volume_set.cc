@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <cstring>
 
+#include "engine/uring_file_io.h"
 #include "engine/volume.h"
 
 namespace svmkey::volset {
@@ -23,10 +24,32 @@ Status MakeDirectory(const std::string& path) {
 
 }  // namespace
 
-Result<std::unique_ptr<FileIo>> MakeFileIoByName(std::string_view name) {
-  if (name == "sync") return MakeSyncFileIo();
-  return Status(ErrorCode::kInvalidValue,
-                "unknown I/O mode '" + std::string(name) + "' (expected uring or sync)");
+Result<std::unique_ptr<FileIo>> MakeFileIoByName(std::string_view name, std::string* note) {
+  IoMode mode;
+  if (!ParseIoMode(name, &mode)) {
+    return Status(ErrorCode::kInvalidValue,
+                  "unknown I/O mode '" + std::string(name) + "' (expected auto, uring or sync)");
+  }
+  return MakeFileIo(mode, note);
+}
+
+Result<RewrapCounters> RekeyVolumeSet(FileIo& io, KeyTable& table, const RewrapKeys& keys,
+                                      ManifestVolumeSource& source, const RewrapOptions& options,
+                                      const RewrapProgress& progress) {
+  if (source.header().generation != keys.old_generation) {
+    return Status(ErrorCode::kInvalidArgument,
+                  "manifest says generation " + std::to_string(source.header().generation) +
+                      ", rekey asked from " + std::to_string(keys.old_generation));
+  }
+  auto counters = RewrapVolumes(io, table, keys, source, options, progress);
+  if (!counters.ok()) return counters;
+  if (counters->failed == 0 && !counters->stopped && counters->total == source.header().count) {
+    // COMMIT POINT: every volume is durable at g+1 (RewrapVolumes returned); only now
+    // does the manifest say so. A crash before this leaves the manifest at g with the
+    // volumes at g+1: a rerun of the same rekey skips them all and updates it.
+    SVMKEY_RETURN_IF_ERROR(UpdateManifestGeneration(source.dir(), keys.new_generation));
+  }
+  return counters;
 }
 
 Result<CreateVolumeSetReport> CreateVolumeSet(FileIo& io, KeyTable& table, KeyHandle kek,

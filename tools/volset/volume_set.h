@@ -20,14 +20,18 @@
 
 #include "engine/file_io.h"
 #include "engine/key_table.h"
+#include "engine/rewrap.h"
 #include "engine/status.h"
 #include "engine/uuid.h"
 #include "tools/volset/volume_set_manifest.h"
 
 namespace svmkey::volset {
 
-// "uring" (the engine's io_uring FileIo) or "sync". Fails with InvalidValue otherwise.
-Result<std::unique_ptr<FileIo>> MakeFileIoByName(std::string_view name);
+// "auto" (io_uring, falling back to sync when the ring cannot be set up), "uring" or
+// "sync": the engine's MakeFileIo. `note`, when given, receives the fallback notice.
+// Fails with InvalidValue for another name.
+Result<std::unique_ptr<FileIo>> MakeFileIoByName(std::string_view name,
+                                                 std::string* note = nullptr);
 
 struct CreateVolumeSetOptions {
   std::string dir;
@@ -68,5 +72,13 @@ struct VerifyVolumeSetReport {
 Result<VerifyVolumeSetReport> VerifyVolumeSet(FileIo& io, KeyTable& table, KeyHandle kek,
                                               uint64_t generation, ManifestVolumeSource& source,
                                               size_t batch_size = 4096);
+
+// Rewraps every volume of the set from keys.old_generation to keys.new_generation
+// (RewrapVolumes over the manifest) and, when every volume is at g+1, rewrites the
+// manifest's generation. Fails with InvalidArgument when the manifest's generation is not
+// keys.old_generation. Per-volume failures are in the counters (and `progress`).
+Result<RewrapCounters> RekeyVolumeSet(FileIo& io, KeyTable& table, const RewrapKeys& keys,
+                                      ManifestVolumeSource& source, const RewrapOptions& options,
+                                      const RewrapProgress& progress);
 
 }  // namespace svmkey::volset
