@@ -43,8 +43,7 @@ Result<std::unique_ptr<BarbicanClient>> BarbicanClient::Create(BarbicanConfig co
       std::move(config), std::move(token_url).value(), std::move(secret_url).value()));
 }
 
-BarbicanClient::BarbicanClient(BarbicanConfig config, std::string token_url,
-                               std::string secret_url)
+BarbicanClient::BarbicanClient(BarbicanConfig config, std::string token_url, std::string secret_url)
     : config_(std::move(config)),
       token_url_(std::move(token_url)),
       secret_url_(std::move(secret_url)),
@@ -71,7 +70,8 @@ Status BarbicanClient::IssueTokenLocked() {
   // Only the expiry is read from the body; the catalog and roles are not needed.
   const nlohmann::json j = ParseJson(ex.body());
   if (j.is_discarded() || !j.is_object()) {
-    return Unparsable("Keystone " + where + " answered HTTP 201 with a body that is not a JSON object");
+    return Unparsable("Keystone " + where +
+                      " answered HTTP 201 with a body that is not a JSON object");
   }
   auto t = j.find("token");
   if (t == j.end() || !t->is_object()) {
@@ -83,7 +83,8 @@ Status BarbicanClient::IssueTokenLocked() {
   }
   auto expires = ParseKeystoneTime(e->get_ref<const std::string&>());
   if (!expires) {
-    return Unparsable("Keystone " + where + " answered HTTP 201 with an unreadable token.expires_at");
+    return Unparsable("Keystone " + where +
+                      " answered HTTP 201 with an unreadable token.expires_at");
   }
   token_ = std::move(token);
   token_deadline_ = TokenReuseDeadline(*expires, std::chrono::system_clock::now(),
@@ -158,8 +159,8 @@ Result<KeyHandle> BarbicanClient::FetchExternalKey(KeyTable& table) {
   auto key = SecureBuffer::Allocate(kKeyBytes);
   if (!key.ok()) return key.status();
   size_t received = 0;
-  Status s = AuthenticatedGet(payload_url_, "Accept: application/octet-stream", &*key, nullptr,
-                              &received);
+  Status s =
+      AuthenticatedGet(payload_url_, "Accept: application/octet-stream", &*key, nullptr, &received);
   if (!s.ok()) {
     key->Wipe();  // a partial or over-long payload may have left bytes behind
     return s;
@@ -185,14 +186,15 @@ Reachability BarbicanClient::CheckReachability() {
     if (j.is_discarded() || !j.is_object() || st == j.end() || !st->is_string()) {
       s = Unparsable("Barbican " + secret_url_ + " answered HTTP 200 without secret metadata");
     } else if (st->get_ref<const std::string&>() != "ACTIVE") {
-      s = Status(ErrorCode::kKeyManagerBlocked, "Barbican secret " + secret_url_ + " is in state " +
-                                                    st->get_ref<const std::string&>().substr(0, 32) +
-                                                    ", not ACTIVE");
+      s = Status(ErrorCode::kKeyManagerBlocked,
+                 "Barbican secret " + secret_url_ + " is in state " +
+                     st->get_ref<const std::string&>().substr(0, 32) + ", not ACTIVE");
     }
   }
   out.reachable = s.ok();
   out.code = s.code();
-  out.message = s.ok() ? "Barbican secret " + secret_url_ + " is reachable and ACTIVE" : s.ToString();
+  out.message =
+      s.ok() ? "Barbican secret " + secret_url_ + " is reachable and ACTIVE" : s.ToString();
   return out;
 }
 

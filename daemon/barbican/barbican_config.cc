@@ -31,14 +31,12 @@ std::string Part(CURLU* u, CURLUPart part) {
 // (user info) or change the request (query, fragment). The path is returned without
 // trailing '/'. Uses libcurl's own parser so that what we validate is what curl fetches.
 Result<CurlUrl> ParseHttpsUrl(std::string_view text, ErrorCode code, std::string_view field) {
-  auto fail = [&](std::string why) {
-    return Status(code, std::string(field) + ": " + why);
-  };
+  auto fail = [&](std::string why) { return Status(code, std::string(field) + ": " + why); };
   if (text.empty()) return fail("missing");
   if (text.find_first_of(" \t\r\n") != std::string_view::npos) return fail("contains white space");
   // libcurl reads "https:///x" as host "x"; a URL without an authority is a typo here.
-  if (size_t sep = text.find("://"); sep != std::string_view::npos &&
-                                     text.substr(sep + 3).starts_with("/")) {
+  if (size_t sep = text.find("://");
+      sep != std::string_view::npos && text.substr(sep + 3).starts_with("/")) {
     return fail("has no host");
   }
   CurlUrl u(curl_url());
@@ -139,8 +137,8 @@ Status ValidateConfig(const BarbicanConfig& c) {
     return Status(ErrorCode::kInvalidCredentialSecret, "application_cred_secret is empty");
   }
   if (c.timeout_seconds < 1 || c.timeout_seconds > 600) {
-    return Status(ErrorCode::kInvalidValue, "timeout must be 1..600 seconds, got " +
-                                                std::to_string(c.timeout_seconds));
+    return Status(ErrorCode::kInvalidValue,
+                  "timeout must be 1..600 seconds, got " + std::to_string(c.timeout_seconds));
   }
   if (c.proxy_host.empty()) {
     if (!c.proxy_username.empty() || !c.proxy_password.empty() || c.proxy_port != 0) {

@@ -19,14 +19,14 @@ constexpr size_t kMaxCapturedHeader = 16 << 10;
 
 bool IsProtocolError(CURLcode rc) {
   switch (rc) {
-    case CURLE_WEIRD_SERVER_REPLY:     // not HTTP at all (e.g. garbage on the TLS stream)
+    case CURLE_WEIRD_SERVER_REPLY:  // not HTTP at all (e.g. garbage on the TLS stream)
     // libcurl 7.88 reports a reply without an HTTP status line ("HTTP/0.9") this way. The
     // URL's scheme cannot be the cause: both URLs were validated as https.
     case CURLE_UNSUPPORTED_PROTOCOL:
-    case CURLE_BAD_CONTENT_ENCODING:   // a content encoding it cannot decode
-    case CURLE_HTTP2:                  // framing layer errors
+    case CURLE_BAD_CONTENT_ENCODING:  // a content encoding it cannot decode
+    case CURLE_HTTP2:                 // framing layer errors
     case CURLE_HTTP2_STREAM:
-    case CURLE_PARTIAL_FILE:           // shorter than Content-Length
+    case CURLE_PARTIAL_FILE:  // shorter than Content-Length
       return true;
     default:
       return false;
@@ -35,7 +35,8 @@ bool IsProtocolError(CURLcode rc) {
 
 std::string_view Trim(std::string_view s) {
   while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r' || s.back() == '\n')) {
+  while (!s.empty() &&
+         (s.back() == ' ' || s.back() == '\t' || s.back() == '\r' || s.back() == '\n')) {
     s.remove_suffix(1);
   }
   return s;
@@ -232,7 +233,8 @@ std::string HttpsExchange::Describe(const std::string& url) const {
 }
 
 Status HttpsExchange::Perform(const std::string& url) {
-  if (curl_ == nullptr) return Status(ErrorCode::kNoExternalKeyValueStore, "exchange not initialized");
+  if (curl_ == nullptr)
+    return Status(ErrorCode::kNoExternalKeyValueStore, "exchange not initialized");
   curl_easy_setopt(curl_, CURLOPT_HTTPHEADER, headers_);
   curl_easy_setopt(curl_, CURLOPT_URL, url.c_str());
   error_buffer_[0] = '\0';
@@ -246,9 +248,9 @@ Status HttpsExchange::Perform(const std::string& url) {
                       std::to_string(secure_sink_->size()) + " bytes");
   }
   if (body_overflow_) {
-    return Status(ErrorCode::kKeyValueStoreResponseUnparsable,
-                  Describe(url) + ": reply body is longer than " + std::to_string(kMaxTextBody) +
-                      " bytes");
+    return Status(
+        ErrorCode::kKeyValueStoreResponseUnparsable,
+        Describe(url) + ": reply body is longer than " + std::to_string(kMaxTextBody) + " bytes");
   }
   std::string cause = curl_easy_strerror(rc);
   cause += " (curl " + std::to_string(static_cast<int>(rc));

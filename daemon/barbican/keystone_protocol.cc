@@ -120,11 +120,13 @@ std::chrono::steady_clock::time_point TokenReuseDeadline(
   // token look fresh.
   const auto left = expires_at - now;
   if (left <= margin) return steady_now;
-  return steady_now + std::chrono::duration_cast<std::chrono::steady_clock::duration>(left - margin);
+  return steady_now +
+         std::chrono::duration_cast<std::chrono::steady_clock::duration>(left - margin);
 }
 
 Status MapKeystoneStatus(long http_status, std::string_view where) {
-  const std::string what = "Keystone " + std::string(where) + " answered " + StatusText(http_status);
+  const std::string what =
+      "Keystone " + std::string(where) + " answered " + StatusText(http_status);
   switch (http_status) {
     case 400:
     case 401:
@@ -138,7 +140,8 @@ Status MapKeystoneStatus(long http_status, std::string_view where) {
 }
 
 Status MapBarbicanStatus(long http_status, std::string_view where) {
-  const std::string what = "Barbican " + std::string(where) + " answered " + StatusText(http_status);
+  const std::string what =
+      "Barbican " + std::string(where) + " answered " + StatusText(http_status);
   switch (http_status) {
     case 401:
       return Status(ErrorCode::kKeyManagerBlocked,

@@ -17,6 +17,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "daemon/barbican/barbican_client.h"
@@ -110,6 +111,30 @@ TEST_F(BarbicanIntegration, TokenIsCachedAcrossCalls) {
   EXPECT_EQ(client->token_requests(), 2u);
 }
 
+TEST_F(BarbicanIntegration, ConcurrentCallersShareOneToken) {
+  auto client = MakeClient(env().Config());
+  ASSERT_NE(client, nullptr);
+  const auto expected = testing::ReadFileBytes(env().Var("KEK_FILE"));
+  constexpr int kThreads = 4;
+  std::array<std::vector<uint8_t>, kThreads> got;
+  std::array<bool, kThreads> reachable{};
+  std::vector<std::thread> threads;
+  for (int i = 0; i < kThreads; ++i) {
+    threads.emplace_back([&, i] {
+      // KeyTable is thread-safe; gtest assertions from threads are too (on Linux).
+      got[i] = FetchBytes(*client);
+      reachable[i] = client->CheckReachability().reachable;
+    });
+  }
+  for (auto& t : threads) t.join();
+  for (int i = 0; i < kThreads; ++i) {
+    EXPECT_EQ(got[i], expected) << "thread " << i;
+    EXPECT_TRUE(reachable[i]) << "thread " << i;
+  }
+  // The first caller authenticates under the lock; the others wait and reuse its token.
+  EXPECT_EQ(client->token_requests(), 1u);
+}
+
 TEST_F(BarbicanIntegration, EveryAcceptedKeystoneUrlFormWorks) {
   const std::string base = env().Var("KEYSTONE_URL");  // https://127.0.0.1:P/v3
   const std::string root = base.substr(0, base.size() - 3);
@@ -150,7 +175,8 @@ TEST_F(BarbicanIntegration, WrongCaFailsUnlessVerifyIsOff) {
   ASSERT_NE(mkdtemp(dir), nullptr);
   const std::string other_ca = std::string(dir) + "/ca.pem";
   ASSERT_EQ(RunCommand("openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=other-ca "
-                       "-keyout " + std::string(dir) + "/ca.key -out " + other_ca + " 2>/dev/null",
+                       "-keyout " +
+                           std::string(dir) + "/ca.key -out " + other_ca + " 2>/dev/null",
                        nullptr),
             0);
   for (const std::string& ca : {other_ca, std::string()}) {  // another CA; the system bundle
@@ -161,7 +187,8 @@ TEST_F(BarbicanIntegration, WrongCaFailsUnlessVerifyIsOff) {
     Status s = FetchError(*client);
     EXPECT_EQ(s.code(), ErrorCode::kBarbicanUnreachable) << s.ToString();
     EXPECT_NE(s.message().find("certificate"), std::string::npos) << s.ToString();
-    EXPECT_NE(s.message().find("Keystone at https://127.0.0.1:"), std::string::npos) << s.ToString();
+    EXPECT_NE(s.message().find("Keystone at https://127.0.0.1:"), std::string::npos)
+        << s.ToString();
   }
   BarbicanConfig c = env().Config();
   c.ca_file = other_ca;
@@ -215,7 +242,8 @@ TEST_F(BarbicanIntegration, DeletedApplicationCredentialBlocksTheKeyManager) {
   Status s = FetchError(*after);
   EXPECT_EQ(s.code(), ErrorCode::kKeyManagerBlocked) << s.ToString();
   EXPECT_EQ(s.numeric_code(), 65537556u);
-  EXPECT_NE(s.message().find("HTTP 404"), std::string::npos) << s.ToString();  // Keystone: unknown id
+  EXPECT_NE(s.message().find("HTTP 404"), std::string::npos)
+      << s.ToString();  // Keystone: unknown id
   EXPECT_EQ(s.ToString().find(cred["APP_CRED_SECRET"]), std::string::npos);
   const Reachability r = after->CheckReachability();
   EXPECT_FALSE(r.reachable);
@@ -281,7 +309,8 @@ TEST_F(BarbicanIntegration, StoppedServicesAreUnreachable) {
     ASSERT_NE(client, nullptr);
     Status s = FetchError(*client);
     EXPECT_EQ(s.code(), ErrorCode::kBarbicanUnreachable) << s.ToString();
-    EXPECT_NE(s.message().find("Barbican at https://" + dead_host), std::string::npos) << s.ToString();
+    EXPECT_NE(s.message().find("Barbican at https://" + dead_host), std::string::npos)
+        << s.ToString();
   }
 }
 
@@ -352,7 +381,8 @@ class GarbageEndpoint : public BarbicanIntegration {
     posix_spawn_file_actions_init(&fa);
     posix_spawn_file_actions_adddup2(&fa, out[1], 1);
     posix_spawn_file_actions_addclose(&fa, out[0]);
-    const std::string script = std::string(SVMKEY_SOURCE_ROOT) + "/tests/barbican/garbage_tls_server.py";
+    const std::string script =
+        std::string(SVMKEY_SOURCE_ROOT) + "/tests/barbican/garbage_tls_server.py";
     std::string cert = KmsEnvironment::Get().Var("TLS_CERT");
     std::string key = KmsEnvironment::Get().Var("TLS_KEY");
     std::string py = "/usr/bin/python3";
@@ -417,11 +447,8 @@ TEST_F(GarbageEndpoint, BrokenBarbicanRepliesAreUnparsable) {
     const char* secret;
     const char* says;
   } cases[] = {
-      {"short", "31-byte payload"},
-      {"empty", "0-byte payload"},
-      {"long", "longer than 32 bytes"},
-      {"500", "HTTP 500"},
-      {"418", "HTTP 418"},
+      {"short", "31-byte payload"}, {"empty", "0-byte payload"}, {"long", "longer than 32 bytes"},
+      {"500", "HTTP 500"},          {"418", "HTTP 418"},
   };
   for (const auto& tc : cases) {
     BarbicanConfig c = env().Config();  // the real Keystone gives a real token
@@ -429,7 +456,8 @@ TEST_F(GarbageEndpoint, BrokenBarbicanRepliesAreUnparsable) {
     auto client = MakeClient(std::move(c));
     ASSERT_NE(client, nullptr);
     Status s = FetchError(*client);
-    EXPECT_EQ(s.code(), ErrorCode::kKeyValueStoreResponseUnparsable) << tc.secret << ": " << s.ToString();
+    EXPECT_EQ(s.code(), ErrorCode::kKeyValueStoreResponseUnparsable)
+        << tc.secret << ": " << s.ToString();
     EXPECT_EQ(s.numeric_code(), 65539416u);
     EXPECT_NE(s.message().find(tc.says), std::string::npos) << tc.secret << ": " << s.ToString();
   }

@@ -45,10 +45,10 @@ TEST(KeystoneTokenUrl, AcceptsBaseFullAndRootForms) {
 }
 
 TEST(KeystoneTokenUrl, RefusesWhatIsNotAnHttpsV3Endpoint) {
-  for (const char* in : {"", "http://ks:5000/v3", "ks:5000/v3", "https:///v3", "https://ks:5000/v2.0",
-                         "https://ks:5000/v3/auth", "https://u:p@ks:5000/v3",
-                         "https://ks:5000/v3?x=1", "https://ks:5000/v3#f", "https://ks :5000/v3",
-                         "ftp://ks/v3"}) {
+  for (const char* in :
+       {"", "http://ks:5000/v3", "ks:5000/v3", "https:///v3", "https://ks:5000/v2.0",
+        "https://ks:5000/v3/auth", "https://u:p@ks:5000/v3", "https://ks:5000/v3?x=1",
+        "https://ks:5000/v3#f", "https://ks :5000/v3", "ftp://ks/v3"}) {
     auto r = KeystoneTokenUrl(in);
     ASSERT_FALSE(r.ok()) << in;
     EXPECT_EQ(r.status().code(), ErrorCode::kInvalidKeystoneUrl) << in;
@@ -56,7 +56,8 @@ TEST(KeystoneTokenUrl, RefusesWhatIsNotAnHttpsV3Endpoint) {
 }
 
 TEST(SecretUrl, NormalisesAndRefuses) {
-  EXPECT_EQ(SecretUrl("https://kms:9311/v1/secrets/abc/").value(), "https://kms:9311/v1/secrets/abc");
+  EXPECT_EQ(SecretUrl("https://kms:9311/v1/secrets/abc/").value(),
+            "https://kms:9311/v1/secrets/abc");
   EXPECT_EQ(SecretUrl("https://kms/v1/secrets/abc").value(), "https://kms/v1/secrets/abc");
   for (const char* in : {"", "http://kms:9311/v1/secrets/abc", "https://kms:9311/v1/secrets/",
                          "https://kms:9311/v1/secrets", "https://kms:9311/v1/orders/abc",
@@ -93,24 +94,41 @@ TEST(ValidateConfig, RefusesEachBadFieldWithItsCode) {
   } cases[] = {
       {"keystone http", [](BarbicanConfig& c) { c.keystone_url = "http://ks:5000/v3"; },
        ErrorCode::kInvalidKeystoneUrl},
-      {"keystone empty", [](BarbicanConfig& c) { c.keystone_url.clear(); }, ErrorCode::kInvalidKeystoneUrl},
-      {"key_id http", [](BarbicanConfig& c) { c.key_id = "http://kms/v1/secrets/x"; }, ErrorCode::kInvalidKeyId},
+      {"keystone empty", [](BarbicanConfig& c) { c.keystone_url.clear(); },
+       ErrorCode::kInvalidKeystoneUrl},
+      {"key_id http", [](BarbicanConfig& c) { c.key_id = "http://kms/v1/secrets/x"; },
+       ErrorCode::kInvalidKeyId},
       {"key_id empty", [](BarbicanConfig& c) { c.key_id.clear(); }, ErrorCode::kInvalidKeyId},
-      {"cred id empty", [](BarbicanConfig& c) { c.application_cred_id.clear(); }, ErrorCode::kEmptyCredentialId},
-      {"cred id quote", [](BarbicanConfig& c) { c.application_cred_id = "a\"b"; }, ErrorCode::kEmptyCredentialId},
+      {"cred id empty", [](BarbicanConfig& c) { c.application_cred_id.clear(); },
+       ErrorCode::kEmptyCredentialId},
+      {"cred id quote", [](BarbicanConfig& c) { c.application_cred_id = "a\"b"; },
+       ErrorCode::kEmptyCredentialId},
       {"secret empty", [](BarbicanConfig& c) { c.application_cred_secret = SecureBuffer(); },
        ErrorCode::kInvalidCredentialSecret},
       {"timeout 0", [](BarbicanConfig& c) { c.timeout_seconds = 0; }, ErrorCode::kInvalidValue},
-      {"timeout huge", [](BarbicanConfig& c) { c.timeout_seconds = 601; }, ErrorCode::kInvalidValue},
+      {"timeout huge", [](BarbicanConfig& c) { c.timeout_seconds = 601; },
+       ErrorCode::kInvalidValue},
       {"proxy port 0", [](BarbicanConfig& c) { c.proxy_host = "p"; }, ErrorCode::kInvalidValue},
-      {"proxy port big", [](BarbicanConfig& c) { c.proxy_host = "p"; c.proxy_port = 70000; },
+      {"proxy port big",
+       [](BarbicanConfig& c) {
+         c.proxy_host = "p";
+         c.proxy_port = 70000;
+       },
        ErrorCode::kInvalidValue},
-      {"proxy scheme", [](BarbicanConfig& c) { c.proxy_host = "http://p"; c.proxy_port = 1; },
+      {"proxy scheme",
+       [](BarbicanConfig& c) {
+         c.proxy_host = "http://p";
+         c.proxy_port = 1;
+       },
        ErrorCode::kInvalidValue},
-      {"proxy user no host", [](BarbicanConfig& c) { c.proxy_username = "u"; }, ErrorCode::kInvalidValue},
-      {"proxy port no host", [](BarbicanConfig& c) { c.proxy_port = 8080; }, ErrorCode::kInvalidValue},
-      {"resolve bad", [](BarbicanConfig& c) { c.resolve = {"kms.example"}; }, ErrorCode::kInvalidValue},
-      {"resolve removal", [](BarbicanConfig& c) { c.resolve = {"-kms:1:1.2.3.4"}; }, ErrorCode::kInvalidValue},
+      {"proxy user no host", [](BarbicanConfig& c) { c.proxy_username = "u"; },
+       ErrorCode::kInvalidValue},
+      {"proxy port no host", [](BarbicanConfig& c) { c.proxy_port = 8080; },
+       ErrorCode::kInvalidValue},
+      {"resolve bad", [](BarbicanConfig& c) { c.resolve = {"kms.example"}; },
+       ErrorCode::kInvalidValue},
+      {"resolve removal", [](BarbicanConfig& c) { c.resolve = {"-kms:1:1.2.3.4"}; },
+       ErrorCode::kInvalidValue},
   };
   for (auto& tc : cases) {
     BarbicanConfig c = Valid();

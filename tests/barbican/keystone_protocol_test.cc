@@ -44,9 +44,10 @@ TEST(ParseKeystoneTime, AcceptsKeystoneForms) {
   EXPECT_EQ(std::chrono::system_clock::to_time_t(*t), 1714564800);
   EXPECT_EQ(ParseKeystoneTime("2024-05-01T12:00:00Z"), t);
   EXPECT_EQ(ParseKeystoneTime("2024-05-01T12:00:00.5+00:00"), t);
-  for (const char* bad : {"", "tomorrow", "2024-05-01 12:00:00Z", "2024-05-01T12:00:00",
-                          "2024-05-01T12:00:00.Z", "2024-13-01T12:00:00Z", "2024-05-01T12:00:00+02:00",
-                          "2024-05-01T25:00:00Z", "2024-05-01T12:00:00Zjunk"}) {
+  for (const char* bad :
+       {"", "tomorrow", "2024-05-01 12:00:00Z", "2024-05-01T12:00:00", "2024-05-01T12:00:00.Z",
+        "2024-13-01T12:00:00Z", "2024-05-01T12:00:00+02:00", "2024-05-01T25:00:00Z",
+        "2024-05-01T12:00:00Zjunk"}) {
     EXPECT_FALSE(ParseKeystoneTime(bad).has_value()) << bad;
   }
 }
@@ -70,11 +71,16 @@ TEST(MapStatus, FollowsTheErrorTable) {
       {401, ErrorCode::kKeyManagerBlocked, ErrorCode::kKeyManagerBlocked},
       {403, ErrorCode::kKeyManagerBlocked, ErrorCode::kKeyManagerBlocked},
       {404, ErrorCode::kKeyManagerBlocked, ErrorCode::kKeyIdNotFound},
-      {406, ErrorCode::kKeyValueStoreResponseUnparsable, ErrorCode::kKeyValueStoreResponseUnparsable},
-      {200, ErrorCode::kKeyValueStoreResponseUnparsable, ErrorCode::kKeyValueStoreResponseUnparsable},
-      {302, ErrorCode::kKeyValueStoreResponseUnparsable, ErrorCode::kKeyValueStoreResponseUnparsable},
-      {500, ErrorCode::kKeyValueStoreResponseUnparsable, ErrorCode::kKeyValueStoreResponseUnparsable},
-      {503, ErrorCode::kKeyValueStoreResponseUnparsable, ErrorCode::kKeyValueStoreResponseUnparsable},
+      {406, ErrorCode::kKeyValueStoreResponseUnparsable,
+       ErrorCode::kKeyValueStoreResponseUnparsable},
+      {200, ErrorCode::kKeyValueStoreResponseUnparsable,
+       ErrorCode::kKeyValueStoreResponseUnparsable},
+      {302, ErrorCode::kKeyValueStoreResponseUnparsable,
+       ErrorCode::kKeyValueStoreResponseUnparsable},
+      {500, ErrorCode::kKeyValueStoreResponseUnparsable,
+       ErrorCode::kKeyValueStoreResponseUnparsable},
+      {503, ErrorCode::kKeyValueStoreResponseUnparsable,
+       ErrorCode::kKeyValueStoreResponseUnparsable},
   };
   for (const auto& c : cases) {
     Status k = MapKeystoneStatus(c.http, "https://ks:5000/v3/auth/tokens");

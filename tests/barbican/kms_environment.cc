@@ -17,8 +17,8 @@
 namespace svmkey::barbican::testing {
 namespace {
 
-KmsEnvironment* const g_env = static_cast<KmsEnvironment*>(
-    ::testing::AddGlobalTestEnvironment(new KmsEnvironment));
+KmsEnvironment* const g_env =
+    static_cast<KmsEnvironment*>(::testing::AddGlobalTestEnvironment(new KmsEnvironment));
 
 std::string ReadText(const std::string& path) {
   std::ifstream in(path);
@@ -128,8 +128,8 @@ void KmsEnvironment::SetUp() {
     std::fprintf(stderr, "[kms] tools/barbican-up %s on ports %d/%d: exit %d after %.1f s\n",
                  state_dir_.c_str(), kport, bport, rc, secs);
     if (rc != 0) {
-      error_ = "tools/barbican-up failed (exit " + std::to_string(rc) + "): " +
-               ReadText(state_dir_ + ".up.log");
+      error_ = "tools/barbican-up failed (exit " + std::to_string(rc) +
+               "): " + ReadText(state_dir_ + ".up.log");
       ADD_FAILURE() << error_;
       return;
     }
