@@ -60,14 +60,15 @@ Result<CreateVolumeSetReport> CreateVolumeSet(FileIo& io, KeyTable& table, KeyHa
 
 struct VerifyVolumeSetReport {
   uint64_t total = 0;
-  uint64_t opened = 0;  // current VDEK opened under the expected generation
+  uint64_t opened = 0;  // current slot at the expected generation and opens under it
   uint64_t failed = 0;
   std::map<uint32_t, uint64_t> failures_by_code;  // numeric error code → volumes
   std::vector<std::string> failure_samples;       // the first few "path: status"
 };
 
-// Streams the manifest in batches and opens every volume's VDEK with `kek` as the key
-// of `generation` (and no other key). Non-OK only when the run itself broke (the
+// Streams the manifest in batches and checks every volume's CURRENT slot (the valid one
+// with the highest sequence) is at `generation` and opens with `kek` (a volume whose
+// current slot is at another generation fails, even if an older slot would open). Non-OK only when the run itself broke (the
 // manifest is malformed, the I/O layer failed); per-volume failures are in the report.
 Result<VerifyVolumeSetReport> VerifyVolumeSet(FileIo& io, KeyTable& table, KeyHandle kek,
                                               uint64_t generation, ManifestVolumeSource& source,
