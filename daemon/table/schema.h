@@ -4,8 +4,8 @@
 //   version 1  svms, key_stores, barbican_configs, svm_keks, volumes (identity, path,
 //              generation, flags), jobs (state, code, message, progress, times)
 //   version 2  volumes gain key_manager (data | admin: whose key manager holds the
-//              VDEK) and encryption_blob (copy of the current 512-byte slot sector), with an index
-//              for the admin-SVM precheck (65537547)
+//              VDEK) and encryption_blob (copy of the current 512-byte slot sector), with a partial
+//              index for the admin-SVM precheck (65537547)
 //   version 3  jobs gain phase (DESIGN §7, 1..7), parameters (JSON), new_generation and
 //              updated_time, with indexes for recovery and pruning
 //

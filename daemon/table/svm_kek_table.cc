@@ -266,4 +266,41 @@ Status SvmKekTable::RecordRekeyFailure(const Uuid& key_store, KeyStoreState key_
   return txn->Commit();
 }
 
+Status SvmKekTable::CompleteSwitch(const Uuid& svm, std::span<const SvmKekRow> rewrapped,
+                                   const Uuid& key_store) {
+  Rdb::Session s = rdb_.Lock();
+  Db& db = s.db();
+  Result<Transaction> txn = Transaction::Begin(db);
+  if (!txn.ok()) return txn.status();
+  {
+    // Only the SVM's enabled key store, mid-switch (or re-asserting active), may finish.
+    Result<KeyStoreRow> ks = LoadKeyStoreLocked(db, key_store);
+    if (!ks.ok()) return ks.status();
+    if (!(ks->svm == svm) || !ks->enabled ||
+        (ks->state != KeyStoreState::kSwitching && ks->state != KeyStoreState::kActive)) {
+      return Status(ErrorCode::kInvalidValue,
+                    "key store " + key_store.ToString() + " is not the switching key store of SVM " +
+                        svm.ToString());
+    }
+  }
+  for (const SvmKekRow& row : rewrapped) {
+    Result<Statement> st = db.Cached(
+        "UPDATE svm_keks SET wrapped = ?3, key_id = ?4 WHERE svm_uuid = ?1 AND generation = ?2");
+    if (!st.ok()) return st.status();
+    st->Bind(1, svm.ToString())
+        .Bind(2, static_cast<int64_t>(row.generation))
+        .Bind(3, std::span<const uint8_t>(row.wrapped))
+        .Bind(4, row.key_id);
+    SVMKEY_RETURN_IF_ERROR(st->Run());
+    if (db.changes() != 1) {
+      return Status(ErrorCode::kEntryNotFound, "SVM " + svm.ToString() + " has no SVM-KEK generation " +
+                                                   std::to_string(row.generation));
+    }
+  }
+  SVMKEY_RETURN_IF_ERROR(SetKeyStoreStateLocked(db, key_store, KeyStoreState::kActive));
+  // COMMIT POINT: every given generation is wrapped under the new key and the key store
+  // is active. Before it the old blobs (under the old, still configured key) are intact.
+  return txn->Commit();
+}
+
 }  // namespace svmkey::table

@@ -89,6 +89,13 @@ class SvmKekTable {
   Status CommitRekey(const Uuid& svm, uint64_t new_generation, const Uuid& key_store,
                      const Uuid& job, std::span<const VolumeBlobUpdate> final_updates = {});
 
+  // The end of a key-store switch (ontap-semantics §A.4), one transaction: replace the
+  // wrapped blob and key_id of each given generation of the SVM (rewrapped under the
+  // new Barbican key by the caller; the state field is ignored), then move `key_store`
+  // from switching to active. Errors: EntryNotFound (a generation the SVM does not
+  // have), KeystoreUnknown, InvalidValue (the key store is not switching or active).
+  Status CompleteSwitch(const Uuid& svm, std::span<const SvmKekRow> rewrapped,
+                        const Uuid& key_store);
   // A rekey that failed before its commit, one transaction: job → failure with `code`
   // and `message`, key store → `key_store_state` (svm_kek_rekey to keep new keys
   // blocked until a rerun, active to allow them). The pending and active SVM-KEKs stay

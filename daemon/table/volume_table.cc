@@ -235,8 +235,15 @@ Result<uint64_t> VolumeTable::Count(const Uuid& svm) {
 }
 
 Result<uint64_t> VolumeTable::CountByKeyManager(const Uuid& svm, KeyManager key_manager) {
-  return CountWith(rdb_, "SELECT count(*) FROM volumes WHERE svm_uuid = ?1 AND key_manager = ?2",
-                   svm, ToString(key_manager), std::nullopt);
+  // The literal 'admin' lets SQLite use the partial index volumes_admin_keys (it cannot
+  // prove a bound parameter matches the index's WHERE clause).
+  if (key_manager == KeyManager::kAdmin) {
+    return CountWith(rdb_,
+                     "SELECT count(*) FROM volumes WHERE svm_uuid = ?1 AND key_manager = 'admin'",
+                     svm, std::nullopt, std::nullopt);
+  }
+  return CountWith(rdb_, "SELECT count(*) FROM volumes WHERE svm_uuid = ?1 AND key_manager = 'data'",
+                   svm, std::nullopt, std::nullopt);
 }
 
 Result<uint64_t> VolumeTable::CountNotAtGeneration(const Uuid& svm, uint64_t generation) {

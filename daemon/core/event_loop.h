@@ -1,0 +1,60 @@
+// EventLoop: svmkeyd's one bus thread.
+//
+// A poll(2) loop over the sd-bus connection's fd, a signalfd (SIGTERM, SIGINT) and an
+// eventfd for posted tasks. Everything that touches the bus — handlers, replies to
+// pending async calls, job objects, PropertiesChanged, signals — runs on this thread;
+// worker threads Post() closures to it. (Replies sent from worker threads in
+// sdbus-c++ 1.2 can stall until the loop wakes up; posting avoids that.)
+//
+// Timers: RunAt() schedules a closure on the loop at a CLOCK_MONOTONIC deadline (used
+// for return_timeout deadlines and the watchdog).
+//
+// Threads: Post/RunAt/Stop are thread-safe; Run must be called from one thread only, with
+// SIGTERM and SIGINT blocked in every thread (block them before starting any thread).
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include <sdbus-c++/sdbus-c++.h>
+
+namespace svmkey::daemon {
+
+class EventLoop {
+ public:
+  using Clock = std::chrono::steady_clock;
+
+  explicit EventLoop(sdbus::IConnection& connection);
+  ~EventLoop();
+  EventLoop(const EventLoop&) = delete;
+  EventLoop& operator=(const EventLoop&) = delete;
+
+  // Runs until a termination signal arrives or Stop() is called. Returns the signal
+  // number (0 after Stop()).
+  int Run();
+  void Stop();
+
+  void Post(std::function<void()> task);
+  void RunAt(Clock::time_point when, std::function<void()> task);
+  bool InLoopThread() const;
+
+ private:
+  void Wake();
+  void RunDueTasks();
+
+  sdbus::IConnection& connection_;
+  int signal_fd_ = -1;
+  int wake_fd_ = -1;
+  std::mutex mu_;
+  std::vector<std::function<void()>> posted_;
+  std::multimap<Clock::time_point, std::function<void()>> timers_;
+  bool stop_ = false;
+  std::thread::id loop_thread_;
+};
+
+}  // namespace svmkey::daemon

@@ -1,0 +1,43 @@
+// The bodies of svmkeyd's jobs: rekey-internal (DESIGN.md §7), restore, verify.
+//
+// Each body runs on its job thread with its own table connection (JobContext) and is
+// idempotent, so a job found queued or running at start is resumed by running its body
+// again: rekey-internal adopts the pending SVM-KEK it stored before the crash and skips
+// the volumes already rewrapped.
+#pragma once
+
+#include <string>
+
+#include "daemon/service/job_manager.h"
+#include "daemon/service/key_service.h"
+#include "engine/uring_file_io.h"
+
+namespace svmkey::daemon {
+
+struct JobSettings {
+  IoMode io_mode = IoMode::kAuto;
+  size_t batch_size = 4096;
+};
+
+enum class JobKind { kRekeyInternal, kRestore, kVerify };
+
+struct JobRequest {
+  JobKind kind = JobKind::kRekeyInternal;
+  Uuid svm;
+  Uuid config;  // the Barbican configuration (rekey-internal, restore)
+};
+
+// The job row's parameters (JSON) and back.
+std::string EncodeJobRequest(const JobRequest& request);
+Result<JobRequest> DecodeJobRequest(const std::string& json);
+std::string Describe(const JobRequest& request, const std::string& svm_name);
+
+// Synchronous prechecks of rekey-internal (ontap-semantics §D "Pre"), no side effects:
+// 4, 65539817, 65539836, 65537610, 65539436, 65539437, 65537556, 65537547, 65537559, and
+// 8 when the SVM is in svm_kek_rekey. `resuming` accepts svm_kek_rekey (our own job).
+Status RekeyPrechecks(table::Rdb& rdb, const Uuid& config, bool resuming, Uuid* svm);
+
+JobOutcome RunJob(JobContext& ctx, KeyService& keys, const JobSettings& settings,
+                  const JobRequest& request);
+
+}  // namespace svmkey::daemon

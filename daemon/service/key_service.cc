@@ -1,0 +1,251 @@
+#include "daemon/service/key_service.h"
+
+#include "daemon/core/log.h"
+#include "daemon/table/key_store_table.h"
+#include "engine/svm_kek.h"
+
+namespace svmkey::daemon {
+
+Result<std::unique_ptr<KeyService>> KeyService::Create(size_t key_table_capacity) {
+  auto table = KeyTable::Create(key_table_capacity);
+  if (!table.ok()) return table.status();
+  return std::unique_ptr<KeyService>(new KeyService(std::move(table).value()));
+}
+
+Result<barbican::BarbicanConfig> KeyService::ClientConfig(table::Rdb& rdb, const Uuid& config) {
+  table::KeyStoreTable stores(rdb);
+  auto row = stores.GetBarbicanConfig(config);
+  if (!row.ok()) return row.status();
+  barbican::BarbicanConfig bc;
+  bc.keystone_url = row->keystone_url;
+  bc.key_id = row->key_id;
+  bc.application_cred_id = row->application_cred_id;
+  auto secret = stores.GetCredentialSecret(config);
+  if (!secret.ok()) {
+    return Status(ErrorCode::kNoExternalKeyValueStore,
+                  "cannot unseal the application credential secret: " + secret.status().message());
+  }
+  bc.application_cred_secret = std::move(secret).value();
+  bc.verify = row->settings.verify;
+  bc.verify_host = row->settings.verify_host;
+  bc.timeout_seconds = static_cast<int>(row->settings.timeout_s);
+  bc.ca_file = row->settings.ca_file;
+  bc.proxy_type =
+      row->settings.proxy_type == "http" ? barbican::ProxyType::kHttp : barbican::ProxyType::kHttps;
+  bc.proxy_host = row->settings.proxy_host;
+  bc.proxy_port = row->settings.proxy_port;
+  bc.proxy_username = row->settings.proxy_username;
+  if (row->has_proxy_password) {
+    auto pw = stores.GetProxyPassword(config);
+    if (!pw.ok()) return pw.status();
+    bc.proxy_password = std::move(pw).value();
+  }
+  return bc;
+}
+
+Result<std::shared_ptr<barbican::BarbicanClient>> KeyService::Client(table::Rdb& rdb,
+                                                                     const Uuid& config) {
+  const std::string key = config.ToString();
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = clients_.find(key);
+    if (it != clients_.end()) return it->second;
+  }
+  auto bc = ClientConfig(rdb, config);
+  if (!bc.ok()) return bc.status();
+  auto client = barbican::BarbicanClient::Create(std::move(bc).value());
+  if (!client.ok()) {
+    return Status(ErrorCode::kNoExternalKeyValueStore,
+                  "Barbican configuration is not usable: " + client.status().ToString());
+  }
+  std::shared_ptr<barbican::BarbicanClient> shared = std::move(client).value();
+  std::lock_guard<std::mutex> lock(mu_);
+  clients_[key] = shared;
+  return shared;
+}
+
+Status KeyService::CheckCredentials(table::Rdb& rdb, const Uuid& config, const std::string& cred_id,
+                                    const SecureBuffer& secret) {
+  auto bc = ClientConfig(rdb, config);
+  if (!bc.ok()) return bc.status();
+  bc->application_cred_id = cred_id;
+  auto copy = SecureBuffer::Allocate(secret.size());
+  if (!copy.ok()) return copy.status();
+  std::copy(secret.data(), secret.data() + secret.size(), copy->data());
+  bc->application_cred_secret = std::move(copy).value();
+  auto client = barbican::BarbicanClient::Create(std::move(bc).value());
+  if (!client.ok()) return client.status();
+  return (*client)->Authenticate();
+}
+
+void KeyService::Forget(const Uuid& config) {
+  std::lock_guard<std::mutex> lock(mu_);
+  clients_.erase(config.ToString());
+}
+
+Result<KeyHandle> KeyService::OpenSvmKek(table::Rdb& rdb, const Uuid& config,
+                                         const table::SvmKekRow& row) {
+  auto client = Client(rdb, config);
+  if (!client.ok()) return client.status();
+  auto external = (*client)->FetchExternalKey(*table_);
+  if (!external.ok()) return external.status();
+  auto kek = UnwrapSvmKek(*table_, *external, row.wrapped, row.svm, row.generation, row.key_id);
+  table_->Release(*external).IgnoreError();
+  return kek;
+}
+
+Result<table::WrappedSvmKek> KeyService::WrapSvmKek(table::Rdb& rdb, const Uuid& config,
+                                                    const Uuid& svm, uint64_t generation,
+                                                    KeyHandle svm_kek, std::string* key_id) {
+  auto client = Client(rdb, config);
+  if (!client.ok()) return client.status();
+  auto external = (*client)->FetchExternalKey(*table_);
+  if (!external.ok()) return external.status();
+  *key_id = (*client)->key_id();
+  auto wrapped = svmkey::WrapSvmKek(*table_, *external, svm_kek, svm, generation, *key_id);
+  table_->Release(*external).IgnoreError();
+  if (!wrapped.ok()) return wrapped.status();
+  table::WrappedSvmKek out;
+  const auto bytes = wrapped->Serialize();
+  std::copy(bytes.begin(), bytes.end(), out.begin());
+  return out;
+}
+
+Result<InstalledKek> KeyService::ActiveSvmKek(table::Rdb& rdb, const Uuid& svm) {
+  if (auto installed = Installed(svm)) return *installed;
+  std::lock_guard<std::mutex> create_lock(create_mu_);
+  if (auto installed = Installed(svm)) return *installed;
+  table::KeyStoreTable stores(rdb);
+  auto enabled = stores.GetEnabledKeyStore(svm);
+  if (!enabled.ok()) return enabled.status();
+  if (!enabled->has_value()) {
+    return Status(ErrorCode::kNoKeyManagerConfigured,
+                  "SVM " + svm.ToString() + " has no enabled key store");
+  }
+  const Uuid config = (*enabled)->uuid;
+  table::SvmKekTable keks(rdb);
+  auto active = keks.GetActive(svm);
+  if (active.ok()) {
+    auto handle = OpenSvmKek(rdb, config, *active);
+    if (!handle.ok()) return handle.status();
+    Install(svm, active->generation, *handle);
+    return InstalledKek{active->generation, *handle};
+  }
+  if (active.status().code() != ErrorCode::kEntryNotFound) return active.status();
+  // First encrypted volume of the SVM: generation 1, stored active directly.
+  auto fresh = table_->Generate();
+  if (!fresh.ok()) return Status(ErrorCode::kSvmKeyGenerationFailed, fresh.status().message());
+  std::string key_id;
+  auto wrapped = WrapSvmKek(rdb, config, svm, 1, *fresh, &key_id);
+  if (!wrapped.ok()) {
+    table_->Release(*fresh).IgnoreError();
+    return wrapped.status();
+  }
+  // COMMIT POINT: the wrapped generation 1 is durable in the table. Before: nothing was
+  // stored (a crash loses only a key that wrapped nothing). After: volumes may use it.
+  Status s = keks.InsertInitialActive(svm, 1, *wrapped, key_id);
+  if (!s.ok()) {
+    table_->Release(*fresh).IgnoreError();
+    return s;
+  }
+  LogInfo("created SVM-KEK generation 1 for SVM " + svm.ToString());
+  Install(svm, 1, *fresh);
+  return InstalledKek{1, *fresh};
+}
+
+void KeyService::Install(const Uuid& svm, uint64_t generation, KeyHandle handle) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto& slot = installed_[svm.ToString()];
+  if (slot.handle.valid() && !(slot.handle == handle)) table_->Release(slot.handle).IgnoreError();
+  slot = InstalledKek{generation, handle};
+}
+
+std::optional<InstalledKek> KeyService::Installed(const Uuid& svm) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = installed_.find(svm.ToString());
+  if (it == installed_.end()) return std::nullopt;
+  return it->second;
+}
+
+void KeyService::Uninstall(const Uuid& svm) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = installed_.find(svm.ToString());
+  if (it == installed_.end()) return;
+  table_->Release(it->second.handle).IgnoreError();
+  installed_.erase(it);
+}
+
+}  // namespace svmkey::daemon
+
+namespace svmkey::daemon {
+
+Status KeyService::EnableKeyStore(table::Rdb& rdb, const Uuid& config) {
+  table::KeyStoreTable stores(rdb);
+  auto target = stores.GetBarbicanConfig(config);
+  if (!target.ok()) return Status(ErrorCode::kKeystoreUnknown, "no key store " + config.ToString());
+  const Uuid svm = target->key_store.svm;
+  // The new Barbican key must be readable before anything changes.
+  Forget(config);
+  auto client = Client(rdb, config);
+  if (!client.ok()) return client.status();
+  auto probe = (*client)->FetchExternalKey(*table_);
+  if (!probe.ok()) return probe.status();
+  table_->Release(*probe).IgnoreError();
+
+  auto outcome = stores.Enable(config);
+  if (!outcome.ok()) return outcome.status();
+  if (outcome->kind == table::EnableOutcome::Kind::kEnabled) {
+    LogInfo("enabled key store " + config.ToString() + " for SVM " + svm.ToString());
+    return Status::Ok();
+  }
+  // A switch: rewrap every SVM-KEK of the SVM under the new Barbican key. The key store
+  // stays `switching` until CompleteSwitch commits; an interrupted switch is resumed by
+  // enabling again (rows already under the new key_id are kept as they are).
+  LogInfo("switching SVM " + svm.ToString() + " to key store " + config.ToString());
+  table::SvmKekTable keks(rdb);
+  auto rows = keks.List(svm);
+  if (!rows.ok()) return rows.status();
+  auto configs = stores.ListBarbicanConfigs(svm);
+  if (!configs.ok()) return configs.status();
+  std::vector<table::SvmKekRow> rewrapped;
+  for (const table::SvmKekRow& row : *rows) {
+    if (row.key_id == target->key_id) continue;
+    std::optional<Uuid> owner;
+    for (const auto& c : *configs) {
+      if (c.key_id == row.key_id) owner = c.key_store.uuid;
+    }
+    const bool needed = row.state != table::SvmKekState::kRetired;
+    if (!owner) {
+      if (needed) {
+        return Status(ErrorCode::kSvmKekUnwrapFailed,
+                      "no configuration holds the key that wraps SVM-KEK generation " +
+                          std::to_string(row.generation));
+      }
+      LogWarning("retired SVM-KEK generation " + std::to_string(row.generation) +
+                 " stays under a key no configuration holds");
+      continue;
+    }
+    auto kek = OpenSvmKek(rdb, *owner, row);
+    if (!kek.ok()) {
+      if (needed) return kek.status();
+      LogWarning("retired SVM-KEK generation " + std::to_string(row.generation) +
+                 " cannot be opened; left as it is: " + kek.status().ToString());
+      continue;
+    }
+    table::SvmKekRow out = row;
+    auto wrapped = WrapSvmKek(rdb, config, svm, row.generation, *kek, &out.key_id);
+    table_->Release(*kek).IgnoreError();
+    if (!wrapped.ok()) return wrapped.status();
+    out.wrapped = *wrapped;
+    rewrapped.push_back(out);
+  }
+  // COMMIT POINT: every SVM-KEK row now wrapped under the new key, key store active, in
+  // one transaction. Before: the old rows (old key, still configured) are intact.
+  Status s = keks.CompleteSwitch(svm, rewrapped, config);
+  if (!s.ok()) return s;
+  LogNotice("switched SVM " + svm.ToString() + " to key store " + config.ToString() + " (" +
+            std::to_string(rewrapped.size()) + " SVM-KEK generations rewrapped)");
+  return Status::Ok();
+}
+
+}  // namespace svmkey::daemon
