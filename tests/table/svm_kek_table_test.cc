@@ -213,3 +213,42 @@ TEST_F(SvmKekTableTest, TheFileRefusesTwoActiveOrTwoPendingKeys) {
 
 }  // namespace
 }  // namespace svmkey::table
+
+namespace svmkey::table {
+namespace {
+
+TEST_F(SvmKekTableTest, CompleteSwitchRewrapsEveryGenerationAndActivatesTheKeyStore) {
+  // Switch to a second configuration with another Barbican key.
+  NewBarbicanConfig c;
+  c.uuid = NumberedUuid(0x51, 4);
+  c.name = "second";
+  c.svm = setup_.svm;
+  c.key_id = "https://barbican.test:9311/v1/secrets/second";
+  c.keystone_url = testing::kKeystone;
+  c.application_cred_id = "id2";
+  ASSERT_OK(KeyStoreTable(*rdb_).CreateBarbicanConfig(c, "x"));
+  ASSERT_EQ(KeyStoreTable(*rdb_).Enable(c.uuid).value().kind,
+            EnableOutcome::Kind::kSwitchStarted);
+  // The old (now disabled) key store cannot finish the switch.
+  SvmKekRow g1 = keks().GetActive(setup_.svm).value();
+  g1.wrapped = FakeWrapped(0x77);
+  g1.key_id = c.key_id;
+  EXPECT_CODE(keks().CompleteSwitch(setup_.svm, std::span(&g1, 1), setup_.key_store),
+              kInvalidValue);
+  SvmKekRow missing = g1;
+  missing.generation = 9;
+  const std::vector<SvmKekRow> with_missing = {g1, missing};
+  EXPECT_CODE(keks().CompleteSwitch(setup_.svm, with_missing, c.uuid), kEntryNotFound);
+  EXPECT_EQ(keks().GetActive(setup_.svm).value().key_id, kKeyId);  // rolled back
+
+  ASSERT_OK(keks().CompleteSwitch(setup_.svm, std::span(&g1, 1), c.uuid));
+  SvmKekRow now = keks().GetActive(setup_.svm).value();
+  EXPECT_EQ(now.key_id, c.key_id);
+  EXPECT_EQ(now.wrapped, FakeWrapped(0x77));
+  EXPECT_EQ(KeyStoreTable(*rdb_).GetKeyStore(c.uuid).value().state, KeyStoreState::kActive);
+  // The first configuration no longer wraps a live key and may be deleted.
+  EXPECT_OK(KeyStoreTable(*rdb_).Delete(setup_.key_store));
+}
+
+}  // namespace
+}  // namespace svmkey::table
