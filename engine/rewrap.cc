@@ -11,13 +11,21 @@
 // nonce pool. The hot path allocates nothing per volume; only a failing volume
 // allocates, for its error message.
 //
-// Choices made by measurement (tools/svmkey-bench, 10^5 volumes, this 2-vCPU VM; see
-// the report in the issue note):
-//   - durability: one syncfs per batch (kSyncFsPerBatch) is the default: per-file
-//     fdatasync costs a disk flush per volume and ran ~3–4× slower.
-//   - batch size 4096: bigger batches amortize the per-batch syncfs (~0.3 ms flush plus
-//     writeback of the batch) and the per-phase round trips; memory stays at
-//     4096 × 4.5 KiB ≈ 19 MiB of arena.
+// Choices made by measurement (tests/rewrap/rw_rewrap_bench, warm cache, ext4 without a
+// journal on a virtio disk, this shared 2-vCPU VM; medians of 3, same-run ratios only):
+//   10^5 volumes, run 1: io_uring+syncfs/batch 84 k/s, sync+syncfs 90 k/s, io_only 87 k/s
+//                         (sync 97 k/s), io_uring+fdatasync/file 23 k/s;
+//   10^5 volumes, run 3 (busier host): 52 / 56 / 55 / 60 k/s, io_uring+fdatasync 43 k/s;
+//   10^4 volumes: io_uring+syncfs 70 k/s, io_uring+fdatasync 46 k/s, sync+fdatasync 5.8 k/s.
+//   - durability: one syncfs per batch (kSyncFsPerBatch) is the default: 1.2–3.6× the
+//     per-file fdatasync rate, which pays a disk flush per volume.
+//   - batch size 4096: 256/1024/16384 were 2–8 % slower or equal; 4096 keeps the arena
+//     at 4096 × 4.5 KiB ≈ 19 MiB.
+//   - queue depth 256 (uring_file_io.h); 32/64 were equal or slower in the same runs.
+//   With a warm cache io_uring and sync I/O are within noise of each other here (the ops
+//   complete inline); io_uring wins where requests block: per-file fdatasync (8× sync)
+//   and cold-cache reads (2× in reference/machine-ceilings.md). Per-volume CPU is ~4 µs,
+//   mostly the four BLAKE2b sector checksums of decode + encode, not the AES-GCM work.
 //
 // Failure grading (LUKS2 style), per volume:
 //   - before the write: nothing changed; the volume still opens under g.
