@@ -31,8 +31,9 @@
 namespace svmkey {
 
 struct UringOptions {
-  // Requests in flight (SQ entries). 256 was the best depth for batched 4 KiB
-  // read/write on this machine (64 is within ~10%, see engine/rewrap.cc notes).
+  // Requests in flight (SQ entries). 256 was best or equal in every rewrap benchmark
+  // run on this machine; 32/64 were equal in one run and ~2× slower in another
+  // (engine/rewrap.cc notes).
   unsigned queue_depth = 256;
   // io-wq worker bounds (bounded = regular-file work such as buffered fdatasync;
   // unbounded = sockets etc.). 0 leaves the kernel default.
