@@ -161,13 +161,20 @@ Result<Db> Db::Open(const std::string& path, const DbOptions& options) {
   if (options.create) {
     // Create the file ourselves so it is 0600 from the first byte: SQLite would use
     // 0644 minus umask, and it copies the main file's mode to -wal and -shm.
-    const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-    if (fd < 0) {
+    // O_EXCL: never open and close an existing table file behind SQLite's back. close()
+    // drops every POSIX lock this process holds on the file, including the SHARED lock
+    // of the connections already open (one per job thread); then another process (the
+    // sqlite3 shell) that closes its connection believes it is the last one, checkpoints
+    // and deletes -wal and -shm under us, and our next statement fails with a disk I/O
+    // error (sqlite.org/howtocorrupt.html §2.2).
+    const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd >= 0) {
+      ::close(fd);  // a file created just now: no connection can hold locks on it yet
+    } else if (errno != EEXIST) {
       return Status(errno == EACCES ? ErrorCode::kPermissionDenied
                                     : ErrorCode::kUnexpectedException,
                     "open " + path + ": " + std::strerror(errno));
     }
-    ::close(fd);
   }
   Db db;
   db.path_ = path;

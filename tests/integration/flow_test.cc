@@ -1,0 +1,242 @@
+// Scenario 1: the full flow through busctl (the real tool) and the generated proxy.
+// SVM, Barbican configuration (secret by _file through busctl, by _fd through the
+// proxy), enable, 1,000 volumes from svmkey-volset + a few CreateVolume, rekey-internal
+// with return_timeout 0 (202, then job success seen by GetJob polling, JobChanged and
+// PropertiesChanged) and 120 (201). Every VDEK is the same before and after, and the
+// current slot opens only under the new SVM-KEK (unwrapped here from the table file
+// with the Barbican key).
+#include <sodium.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <regex>
+
+#include "engine/uuid.h"
+#include "tests/integration/daemon_fixture.h"
+
+namespace svmkey::integration {
+namespace {
+
+// `s "text"` → text (busctl's output for one string).
+std::string BusctlString(const std::string& out) {
+  std::smatch m;
+  static const std::regex re("^s \"([^\"]*)\"");
+  if (std::regex_search(out, m, re)) return m[1];
+  return "";
+}
+
+std::string JobPath(const std::string& job) {
+  std::string p = std::string(kManagerPath) + "/job/" + job;
+  for (size_t i = std::string(kManagerPath).size(); i < p.size(); ++i) {
+    if (p[i] == '-') p[i] = '_';
+  }
+  return p;
+}
+
+std::array<uint8_t, 32> RandomKey() {
+  std::array<uint8_t, 32> k{};
+  randombytes_buf(k.data(), k.size());
+  return k;
+}
+
+class FlowTest : public DaemonTest {};
+
+TEST_F(FlowTest, FullFlowThroughBusctlAndProxy) {
+  const std::string A = address();
+  const std::string M = "org.svmkey.KeyManager1 /org/svmkey/KeyManager1 org.svmkey.KeyManager1 ";
+
+  // --- SVM and Barbican configuration through busctl (secret by file) ---
+  auto r = Busctl(A, "call " + M + "CreateSvm 'sa{sv}' vs1 0");
+  ASSERT_EQ(r.status, 0) << r.err;
+  const std::string svm = BusctlString(r.out);
+  ASSERT_TRUE(Uuid::Parse(svm)) << r.out;
+
+  const KmsKey key = NewSecret();
+  const KmsCredential cred = NewCredential();
+  const std::string secret_file = SecretFile(cred.secret);
+  r = Busctl(A, "call " + M + "CreateBarbicanConfig 'a{sv}' 7 svm s vs1 name s vs1-kms key_id s " +
+                    Quote(key.key_id) + " keystone_url s " + Quote(KmsVar("KEYSTONE_URL")) +
+                    " application_cred_id s " + cred.id + " application_cred_secret_file s " +
+                    Quote(secret_file) + " timeout u 30");
+  ASSERT_EQ(r.status, 0) << r.err << DaemonLog();
+  const std::string config = BusctlString(r.out);
+  ASSERT_TRUE(Uuid::Parse(config)) << r.out;
+  // Without ca_file the daemon uses the system store: enabling fails (our throwaway CA).
+  r = Busctl(A, "call " + M + "EnableKeyStore s " + config);
+  EXPECT_NE(r.status, 0) << "enable worked without the CA: " << r.out;
+  r = Busctl(A, "call " + M + "UpdateBarbicanConfig 'sa{sv}' " + config + " 1 ca_file s " +
+                    Quote(KmsVar("CA_FILE")));
+  ASSERT_EQ(r.status, 0) << r.err;
+  r = Busctl(A, "call " + M + "EnableKeyStore s " + config);
+  ASSERT_EQ(r.status, 0) << r.err << DaemonLog();
+  r = Busctl(A, "call " + M + "GetBarbicanConfig 'sa{sv}' " + config + " 0");
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_NE(r.out.find("\"enabled\" b true"), std::string::npos) << r.out;
+  EXPECT_EQ(r.out.find(cred.secret), std::string::npos) << "the secret came back";
+
+  // --- 1,000 volumes from svmkey-volset, plus three CreateVolume ---
+  const std::string set = MakeVolumeSet(svm, 1000);
+  r = Busctl(A, "--timeout=300 call " + M + "RegisterVolumeSet 'ssa{sv}' vs1 " + Quote(set) +
+                    " 1 kek_file s " + Quote(set + "/kek.bin"));
+  ASSERT_EQ(r.status, 0) << r.err << DaemonLog();
+  EXPECT_EQ(r.out, "t 1000\n");
+  EXPECT_FALSE(std::filesystem::exists(set + "/kek.bin")) << "the KEK file was not removed";
+  for (int i = 0; i < 3; ++i) {
+    r = Busctl(A, "call " + M + "CreateVolume 'ssa{sv}' vs1 extra" + std::to_string(i) + " 0");
+    ASSERT_EQ(r.status, 0) << r.err << DaemonLog();
+    EXPECT_TRUE(Uuid::Parse(BusctlString(r.out))) << r.out;
+  }
+  const uint64_t total = 1003;
+
+  // Fingerprints of every VDEK under generation 1 (key from the table + Barbican key).
+  const auto fp_key = RandomKey();
+  std::string error;
+  const VolumeFingerprints before =
+      FingerprintVolumes(daemon().table_path(), svm, 1, 1, key.key_file, fp_key, &error);
+  ASSERT_TRUE(error.empty()) << error;
+  ASSERT_EQ(before.uuids.size(), total);
+  ASSERT_EQ(before.opened, total);
+
+  // --- rekey-internal, return_timeout 0 → 202, then success ---
+  SignalLog props(connection(),
+                  "type='signal',sender='org.svmkey.KeyManager1',"
+                  "interface='org.freedesktop.DBus.Properties',member='PropertiesChanged',"
+                  "path_namespace='/org/svmkey/KeyManager1/job'");
+  r = Busctl(A, "call " + M + "RekeyInternal sub " + config + " 0 false");
+  ASSERT_EQ(r.status, 0) << r.err << DaemonLog();
+  std::smatch m;
+  ASSERT_TRUE(std::regex_search(r.out, m, std::regex("^us 202 \"([0-9a-f-]{36})\""))) << r.out;
+  const std::string job = m[1];
+  const VariantMap done = WaitJob(job, 300s);
+  ASSERT_EQ(State(done), "success") << Message(done) << DaemonLog();
+  EXPECT_EQ(Code(done), 0u);
+  EXPECT_EQ(done.at("volumes_done").get<uint64_t>(), total);
+  EXPECT_EQ(done.at("volumes_total").get<uint64_t>(), total);
+  EXPECT_EQ(done.at("svm").get<std::string>(), svm);
+  EXPECT_GT(done.at("end_time").get<int64_t>(), 0);
+  EXPECT_EQ(done.at("object_path").get<sdbus::ObjectPath>(), JobPath(job));
+  EXPECT_TRUE(km().WaitJobChanged(job, "success", 10s)) << "no JobChanged(" << job << ", success)";
+  EXPECT_TRUE(props.WaitFor(
+      [&](const RecordedSignal& s) {
+        return s.path == JobPath(job) && s.values.count("State") && s.values.at("State") == "success";
+      },
+      10s))
+      << "no PropertiesChanged State=success on " << JobPath(job);
+  EXPECT_TRUE(props.WaitFor(
+      [&](const RecordedSignal& s) { return s.path == JobPath(job) && s.values.count("VolumesDone"); },
+      1s))
+      << "no PropertiesChanged of VolumesDone";
+  // The job object's properties, through the generated Job1 proxy and through busctl.
+  {
+    JobProxy jp(connection(), JobPath(job));
+    EXPECT_EQ(jp.State(), "success");
+    EXPECT_EQ(jp.Code(), 0u);
+    EXPECT_EQ(jp.Uuid(), job);
+    EXPECT_EQ(jp.VolumesDone(), total);
+    EXPECT_EQ(jp.VolumesTotal(), total);
+    EXPECT_DOUBLE_EQ(jp.Progress(), 1.0);
+    EXPECT_EQ(jp.Svm(), svm);
+    EXPECT_NE(jp.Description().find("rekey-internal"), std::string::npos) << jp.Description();
+  }
+  r = Busctl(A, "get-property org.svmkey.KeyManager1 " + JobPath(job) + " org.svmkey.Job1 State Code");
+  EXPECT_EQ(r.out, "s \"success\"\nu 0\n") << r.err;
+
+  // The table: generation 2 active, 1 retired, key store active again.
+  {
+    TableFile t(daemon().table_path());
+    EXPECT_EQ(t.QueryText("SELECT state FROM svm_keks WHERE svm_uuid=?1 AND generation=1", {svm}),
+              "retired");
+    EXPECT_EQ(t.QueryText("SELECT state FROM svm_keks WHERE svm_uuid=?1 AND generation=2", {svm}),
+              "active");
+    EXPECT_EQ(t.QueryText("SELECT state FROM key_stores WHERE uuid=?1", {config}), "active");
+    EXPECT_EQ(t.QueryInt("SELECT count(*) FROM volumes WHERE svm_uuid=?1 AND generation=2", {svm}),
+              static_cast<int64_t>(total));
+  }
+  // Every VDEK unchanged, now opening at generation 2 ...
+  const VolumeFingerprints after =
+      FingerprintVolumes(daemon().table_path(), svm, 2, 2, key.key_file, fp_key, &error);
+  ASSERT_TRUE(error.empty()) << error;
+  ASSERT_EQ(after.opened, total);
+  for (size_t i = 0; i < total; ++i) {
+    ASSERT_EQ(after.uuids[i], before.uuids[i]);
+    EXPECT_EQ(after.generations[i], 2u) << after.uuids[i];
+    EXPECT_EQ(after.fingerprints[i], before.fingerprints[i]) << "VDEK of " << after.uuids[i] << " changed";
+  }
+  // ... and the current slot (generation 2) does not open under the old SVM-KEK.
+  const VolumeFingerprints old_as_new =
+      FingerprintVolumes(daemon().table_path(), svm, 1, 2, key.key_file, fp_key, &error);
+  ASSERT_TRUE(error.empty()) << error;
+  EXPECT_EQ(old_as_new.opened, 0u) << "a generation-2 slot opened under SVM-KEK generation 1";
+  for (uint32_t c : old_as_new.codes) EXPECT_EQ(c, 65539202u);
+
+  // The daemon's own verify agrees (return_timeout 120 → 201).
+  auto [vstatus, vjob] = km().VerifyVolumesWithin("vs1", 120, 180s);
+  EXPECT_EQ(vstatus, 201u);
+  const VariantMap verified = km().GetJob(vjob);
+  EXPECT_EQ(State(verified), "success");
+  EXPECT_EQ(Message(verified), "1003 volumes verified, 0 failed");
+
+  // --- rekey-internal, return_timeout 120 through the proxy → 201 ---
+  auto [status, job2] = km().RekeyInternalWithin(config, 120, 180s);
+  EXPECT_EQ(status, 201u) << DaemonLog();
+  EXPECT_EQ(State(km().GetJob(job2)), "success");
+  const VolumeFingerprints third =
+      FingerprintVolumes(daemon().table_path(), svm, 3, 3, key.key_file, fp_key, &error);
+  ASSERT_TRUE(error.empty()) << error;
+  EXPECT_EQ(third.opened, total);
+  EXPECT_EQ(third.fingerprints, before.fingerprints);
+  bool found = false;
+  for (const auto& s : km().ListSvms({})) {
+    if (s.at("uuid").get<std::string>() == svm) {
+      found = true;
+      EXPECT_EQ(s.at("key_generation").get<uint64_t>(), 3u);
+    }
+  }
+  EXPECT_TRUE(found);
+  // ListJobs has both rekeys and the verify, newest first.
+  const auto jobs = km().ListJobs({});
+  ASSERT_EQ(jobs.size(), 3u);
+  EXPECT_EQ(jobs[0].at("uuid").get<std::string>(), job2);
+}
+
+TEST_F(FlowTest, SecretByFdThroughTheProxyAndTwoSvmsSideBySide) {
+  // vs-a: configuration made through the proxy with the secret passed as a file
+  // descriptor (type h); vs-b through the _file path. Both rekeyed at the same time.
+  const KmsCredential cred{KmsVar("APP_CRED_ID"), KmsVar("APP_CRED_SECRET")};
+  km().CreateSvm("vs-a", {});
+  int fds[2];
+  ASSERT_EQ(::pipe(fds), 0);
+  const std::string secret = cred.secret + "\n";
+  ASSERT_EQ(::write(fds[1], secret.data(), secret.size()), static_cast<ssize_t>(secret.size()));
+  ::close(fds[1]);
+  VariantMap c;
+  c["svm"] = sdbus::Variant(std::string("vs-a"));
+  c["name"] = sdbus::Variant(std::string("kms-a"));
+  c["key_id"] = sdbus::Variant(KmsVar("BARBICAN_KEY_ID"));
+  c["keystone_url"] = sdbus::Variant(KmsVar("KEYSTONE_URL"));
+  c["application_cred_id"] = sdbus::Variant(cred.id);
+  c["application_cred_secret_fd"] = sdbus::Variant(sdbus::UnixFd(fds[0]));
+  c["ca_file"] = sdbus::Variant(KmsVar("CA_FILE"));
+  const std::string config_a = km().CreateBarbicanConfig(c);
+  ::close(fds[0]);
+  km().EnableKeyStore(config_a);  // fetches the Barbican key with the fd's secret
+  const SvmSetup b = SetUpSvm("vs-b");
+
+  for (const char* svm : {"vs-a", "vs-b"}) {
+    for (int i = 0; i < 20; ++i) CreateVolume(svm, std::string(svm) + "-v" + std::to_string(i));
+  }
+  auto [sa, ja] = km().RekeyInternalWithin(config_a, 0, 30s);
+  auto [sb, jb] = km().RekeyInternalWithin(b.config_uuid, 0, 30s);
+  EXPECT_EQ(sa, 202u);
+  EXPECT_EQ(sb, 202u);
+  EXPECT_EQ(State(WaitJob(ja)), "success") << DaemonLog();
+  EXPECT_EQ(State(WaitJob(jb)), "success") << DaemonLog();
+  for (const char* svm : {"vs-a", "vs-b"}) {
+    auto [vs, vj] = km().VerifyVolumesWithin(svm, 120, 180s);
+    EXPECT_EQ(vs, 201u);
+    EXPECT_EQ(Message(km().GetJob(vj)), "20 volumes verified, 0 failed");
+  }
+}
+
+}  // namespace
+}  // namespace svmkey::integration
