@@ -251,7 +251,15 @@ void JobManager::Start(const Uuid& uuid, JobBody body) {
     } else {
       JobContext ctx(*this, uuid, std::move(rdb).value());
       table::JobTable jobs(ctx.rdb());
-      Status started = jobs.Start(uuid);
+      // A job resumed after a crash or a SIGTERM is already `running` in the table
+      // (running -> running is not a transition): only queued (or paused) jobs start.
+      Status started = Status::Ok();
+      auto row = jobs.Get(uuid);
+      if (!row.ok()) {
+        started = row.status();
+      } else if (row->state != table::JobState::kRunning) {
+        started = jobs.Start(uuid);
+      }
       if (!started.ok()) {
         outcome.status = started;
       } else {
