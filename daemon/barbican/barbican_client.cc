@@ -25,11 +25,6 @@ Result<SecureBuffer> Copy(const SecureBuffer& from) {
   return std::move(out).value();
 }
 
-// Parses without exceptions (the library never throws); discarded() on bad input.
-nlohmann::json ParseJson(const std::string& text) {
-  return nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
-}
-
 }  // namespace
 
 Result<std::unique_ptr<BarbicanClient>> BarbicanClient::Create(BarbicanConfig config) {
@@ -68,26 +63,10 @@ Status BarbicanClient::IssueTokenLocked() {
     return Unparsable("Keystone " + where + " answered HTTP 201 without an X-Subject-Token header");
   }
   // Only the expiry is read from the body; the catalog and roles are not needed.
-  const nlohmann::json j = ParseJson(ex.body());
-  if (j.is_discarded() || !j.is_object()) {
-    return Unparsable("Keystone " + where +
-                      " answered HTTP 201 with a body that is not a JSON object");
-  }
-  auto t = j.find("token");
-  if (t == j.end() || !t->is_object()) {
-    return Unparsable("Keystone " + where + " answered HTTP 201 without a token object");
-  }
-  auto e = t->find("expires_at");
-  if (e == t->end() || !e->is_string()) {
-    return Unparsable("Keystone " + where + " answered HTTP 201 without token.expires_at");
-  }
-  auto expires = ParseKeystoneTime(e->get_ref<const std::string&>());
-  if (!expires) {
-    return Unparsable("Keystone " + where +
-                      " answered HTTP 201 with an unreadable token.expires_at");
-  }
+  auto expires = ParseTokenResponse(ex.body(), where);
+  if (!expires.ok()) return expires.status();
   token_ = std::move(token);
-  token_deadline_ = TokenReuseDeadline(*expires, std::chrono::system_clock::now(),
+  token_deadline_ = TokenReuseDeadline(expires.value(), std::chrono::system_clock::now(),
                                        std::chrono::steady_clock::now(), kTokenMargin);
   ++generation_;
   return Status::Ok();
@@ -180,17 +159,7 @@ Reachability BarbicanClient::CheckReachability() {
   Reachability out;
   std::string text;
   Status s = AuthenticatedGet(secret_url_, "Accept: application/json", nullptr, &text, nullptr);
-  if (s.ok()) {
-    const nlohmann::json j = ParseJson(text);
-    auto st = j.is_object() ? j.find("status") : j.end();
-    if (j.is_discarded() || !j.is_object() || st == j.end() || !st->is_string()) {
-      s = Unparsable("Barbican " + secret_url_ + " answered HTTP 200 without secret metadata");
-    } else if (st->get_ref<const std::string&>() != "ACTIVE") {
-      s = Status(ErrorCode::kKeyManagerBlocked,
-                 "Barbican secret " + secret_url_ + " is in state " +
-                     st->get_ref<const std::string&>().substr(0, 32) + ", not ACTIVE");
-    }
-  }
+  if (s.ok()) s = CheckSecretMetadata(text, secret_url_);
   out.reachable = s.ok();
   out.code = s.code();
   out.message =

@@ -98,7 +98,10 @@ std::optional<std::chrono::system_clock::time_point> ParseKeystoneTime(std::stri
     rest.remove_prefix(digits);  // sub-second precision does not matter for a 60 s margin
   }
   if (rest != "Z" && rest != "+00:00") return std::nullopt;
-  if (mon < 1 || mon > 12 || day < 1 || day > 31 || hour > 23 || min > 59 || sec > 60) {
+  // system_clock counts nanoseconds in 64 bits (years 1678..2261): a year outside what a
+  // token can carry would overflow the conversion, so it is refused (found by fuzzing).
+  if (year < 1970 || year > 2200 || mon < 1 || mon > 12 || day < 1 || day > 31 || hour > 23 ||
+      min > 59 || sec > 60) {
     return std::nullopt;
   }
   std::tm tm{};
@@ -154,6 +157,62 @@ Status MapBarbicanStatus(long http_status, std::string_view where) {
     default:
       return Status(ErrorCode::kKeyValueStoreResponseUnparsable, what + " instead of 200");
   }
+}
+
+namespace {
+
+Status Unparsable(const std::string& what) {
+  return Status(ErrorCode::kKeyValueStoreResponseUnparsable, what);
+}
+
+// At most 32 bytes of a server-supplied string, printable ASCII only (it goes into
+// messages that travel on the bus, which must be valid UTF-8).
+std::string Shown(const std::string& text) {
+  std::string out;
+  for (size_t i = 0; i < text.size() && i < 32; ++i) {
+    const unsigned char c = static_cast<unsigned char>(text[i]);
+    out.push_back(c >= 0x20 && c < 0x7f ? static_cast<char>(c) : '?');
+  }
+  return out;
+}
+
+}  // namespace
+
+Result<std::chrono::system_clock::time_point> ParseTokenResponse(std::string_view body,
+                                                                 std::string_view where) {
+  const std::string w(where);
+  const nlohmann::json j = nlohmann::json::parse(body, nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded() || !j.is_object()) {
+    return Unparsable("Keystone " + w + " answered HTTP 201 with a body that is not a JSON object");
+  }
+  auto t = j.find("token");
+  if (t == j.end() || !t->is_object()) {
+    return Unparsable("Keystone " + w + " answered HTTP 201 without a token object");
+  }
+  auto e = t->find("expires_at");
+  if (e == t->end() || !e->is_string()) {
+    return Unparsable("Keystone " + w + " answered HTTP 201 without token.expires_at");
+  }
+  auto expires = ParseKeystoneTime(e->get_ref<const std::string&>());
+  if (!expires) {
+    return Unparsable("Keystone " + w + " answered HTTP 201 with an unreadable token.expires_at");
+  }
+  return *expires;
+}
+
+Status CheckSecretMetadata(std::string_view body, std::string_view where) {
+  const std::string w(where);
+  const nlohmann::json j = nlohmann::json::parse(body, nullptr, /*allow_exceptions=*/false);
+  auto st = j.is_object() ? j.find("status") : j.end();
+  if (j.is_discarded() || !j.is_object() || st == j.end() || !st->is_string()) {
+    return Unparsable("Barbican " + w + " answered HTTP 200 without secret metadata");
+  }
+  if (st->get_ref<const std::string&>() != "ACTIVE") {
+    return Status(ErrorCode::kKeyManagerBlocked, "Barbican secret " + w + " is in state " +
+                                                     Shown(st->get_ref<const std::string&>()) +
+                                                     ", not ACTIVE");
+  }
+  return Status::Ok();
 }
 
 }  // namespace svmkey::barbican

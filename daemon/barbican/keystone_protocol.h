@@ -42,4 +42,14 @@ Status MapKeystoneStatus(long http_status, std::string_view where);
 //   401, 403 -> KeyManagerBlocked;  404 -> KeyIdNotFound;  else -> KeyValueStoreResponseUnparsable
 Status MapBarbicanStatus(long http_status, std::string_view where);
 
+// The body of Keystone's 201 to POST /v3/auth/tokens: token.expires_at. Anything else
+// (not JSON, no token object, no or unreadable expires_at) is
+// KeyValueStoreResponseUnparsable naming `where`.
+Result<std::chrono::system_clock::time_point> ParseTokenResponse(std::string_view body,
+                                                                 std::string_view where);
+
+// Barbican's 200 to GET {key_id} (the secret's metadata): OK when "status" is "ACTIVE";
+// KeyManagerBlocked when it is another state (disabled, error); unparsable otherwise.
+Status CheckSecretMetadata(std::string_view body, std::string_view where);
+
 }  // namespace svmkey::barbican

@@ -97,3 +97,60 @@ TEST(MapStatus, FollowsTheErrorTable) {
 
 }  // namespace
 }  // namespace svmkey::barbican
+
+namespace svmkey::barbican {
+namespace {
+
+// Regression (found by tools/fuzz keystone_response): a year outside the 64-bit
+// nanosecond range of system_clock overflowed in the conversion (UBSan).
+TEST(ParseKeystoneTime, RefusesYearsOutsideTheClockRange) {
+  EXPECT_FALSE(ParseKeystoneTime("1013-11-27T21:00:00.000000Z").has_value());
+  EXPECT_FALSE(ParseKeystoneTime("9999-11-27T21:00:00Z").has_value());
+  EXPECT_FALSE(ParseKeystoneTime("1969-12-31T23:59:59Z").has_value());
+  EXPECT_TRUE(ParseKeystoneTime("2199-01-01T00:00:00Z").has_value());
+  auto body = ParseTokenResponse(R"({"token":{"expires_at":"1013-11-27T21:00:00.000000Z"}})", "ks");
+  ASSERT_FALSE(body.ok());
+  EXPECT_EQ(body.status().code(), ErrorCode::kKeyValueStoreResponseUnparsable);
+}
+
+struct ResponseCase {
+  const char* body;
+  ErrorCode want;  // kOk: parses
+};
+
+TEST(ParseTokenResponse, TableOfBodies) {
+  const ResponseCase cases[] = {
+      {R"({"token":{"expires_at":"2030-01-01T00:00:00.000000Z"}})", ErrorCode::kOk},
+      {R"({"token":{"expires_at":"2030-01-01T00:00:00+00:00","roles":[]}})", ErrorCode::kOk},
+      {"", ErrorCode::kKeyValueStoreResponseUnparsable},
+      {"[]", ErrorCode::kKeyValueStoreResponseUnparsable},
+      {R"({"token":[]})", ErrorCode::kKeyValueStoreResponseUnparsable},
+      {R"({"token":{}})", ErrorCode::kKeyValueStoreResponseUnparsable},
+      {R"({"token":{"expires_at":5}})", ErrorCode::kKeyValueStoreResponseUnparsable},
+      {R"({"token":{"expires_at":"tomorrow"}})", ErrorCode::kKeyValueStoreResponseUnparsable},
+      {"{\"token\":{\"expires_at\":\"2030-01-01T00:00:00Z\"}", ErrorCode::kKeyValueStoreResponseUnparsable},
+  };
+  for (const auto& c : cases) {
+    auto r = ParseTokenResponse(c.body, "https://ks/v3/auth/tokens");
+    EXPECT_EQ(r.ok() ? ErrorCode::kOk : r.status().code(), c.want) << c.body;
+  }
+}
+
+TEST(CheckSecretMetadata, TableOfBodies) {
+  const ResponseCase cases[] = {
+      {R"({"status":"ACTIVE","bit_length":256})", ErrorCode::kOk},
+      {R"({"status":"DISABLED"})", ErrorCode::kKeyManagerBlocked},
+      {R"({"status":"ERROR\u0000\u00ff"})", ErrorCode::kKeyManagerBlocked},
+      {R"({"status":1})", ErrorCode::kKeyValueStoreResponseUnparsable},
+      {R"({})", ErrorCode::kKeyValueStoreResponseUnparsable},
+      {"<html>", ErrorCode::kKeyValueStoreResponseUnparsable},
+  };
+  for (const auto& c : cases) {
+    Status s = CheckSecretMetadata(c.body, "https://bb/v1/secrets/x");
+    EXPECT_EQ(s.code(), c.want) << c.body;
+    for (unsigned char ch : s.message()) EXPECT_TRUE(ch >= 0x20 && ch < 0x7f) << c.body;
+  }
+}
+
+}  // namespace
+}  // namespace svmkey::barbican
