@@ -120,7 +120,7 @@ std::string DaemonTest::CreateVolume(const std::string& svm, const std::string& 
 std::string DaemonTest::MakeVolumeSet(const std::string& svm_uuid, uint64_t count) {
   static int n = 0;
   const std::string set_dir = *dir_ / ("set" + std::to_string(++n));
-  auto r = integration::Run(Quote(VolsetPath()) + " create --dir " + Quote(set_dir) + " --svm-uuid " +
+  auto r = Sh(Quote(VolsetPath()) + " create --dir " + Quote(set_dir) + " --svm-uuid " +
                    Quote(svm_uuid) + " --count " + std::to_string(count),
                600s);
   EXPECT_EQ(r.status, 0) << "svmkey-volset create failed: " << r.out << r.err;

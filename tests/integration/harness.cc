@@ -81,7 +81,7 @@ void WriteFile(const std::string& path, const std::string& text, mode_t mode) {
   ::close(fd);
 }
 
-CommandResult Run(const std::string& command, std::chrono::seconds timeout) {
+CommandResult Sh(const std::string& command, std::chrono::seconds timeout) {
   CommandResult r;
   int out_pipe[2], err_pipe[2];
   if (::pipe2(out_pipe, O_CLOEXEC) != 0) return r;
@@ -574,19 +574,19 @@ static std::string AsUser(const std::string& user) {
 }
 
 CommandResult Busctl(const std::string& address, const std::string& args, const std::string& as_user) {
-  return Run(AsUser(as_user) + "busctl --address=" + Quote(address) + " " + args);
+  return Sh(AsUser(as_user) + "busctl --address=" + Quote(address) + " " + args);
 }
 
 CommandResult Gdbus(const std::string& address, const std::string& method, const std::string& args,
                     const std::string& as_user, const std::string& object_path) {
-  return Run(AsUser(as_user) + "gdbus call --address " + Quote(address) +
+  return Sh(AsUser(as_user) + "gdbus call --address " + Quote(address) +
              " --dest org.svmkey.KeyManager1 --object-path " + Quote(object_path) + " --method " +
              Quote(method) + " " + args);
 }
 
 CommandResult DbusSend(const std::string& address, const std::string& method_and_args,
                        const std::string& as_user) {
-  return Run(AsUser(as_user) + "dbus-send --bus=" + Quote(address) +
+  return Sh(AsUser(as_user) + "dbus-send --bus=" + Quote(address) +
              " --print-reply --dest=org.svmkey.KeyManager1 " + method_and_args);
 }
 
@@ -715,7 +715,7 @@ std::vector<std::vector<std::string>> TableFile::QueryRows(const std::string& sq
 TestUsers EnsureTestUsers() {
   TestUsers u;
   if (::getgrnam("svmkey") == nullptr) {
-    auto r = Run("groupadd --system svmkey");
+    auto r = Sh("groupadd --system svmkey");
     if (r.status != 0 && ::getgrnam("svmkey") == nullptr) {
       u.error = "groupadd --system svmkey failed: " + r.err;
       return u;
@@ -735,25 +735,30 @@ TestUsers EnsureTestUsers() {
     if (::getpwnam(w.name) == nullptr) {
       std::string cmd = std::string("useradd --system --no-create-home --shell /usr/sbin/nologin ") +
                         (*w.groups ? std::string("-G ") + w.groups + " " : std::string()) + w.name;
-      auto r = Run(cmd);
+      auto r = Sh(cmd);
       if (r.status != 0 && ::getpwnam(w.name) == nullptr) {
         u.error = cmd + " failed: " + r.err;
         return u;
       }
     } else if (*w.groups) {
-      Run(std::string("usermod -a -G ") + w.groups + " " + w.name);
+      Sh(std::string("usermod -a -G ") + w.groups + " " + w.name);
     }
   }
-  const struct passwd* p1 = ::getpwnam(kUnprivUser);
-  const struct passwd* p2 = ::getpwnam(kOperatorUser);
-  if (p1 == nullptr || p2 == nullptr) {
-    u.error = "test users missing after useradd";
+  // getpwnam returns a static buffer: copy each answer before the next call.
+  const struct passwd* p = ::getpwnam(kUnprivUser);
+  if (p == nullptr) {
+    u.error = std::string(kUnprivUser) + " missing after useradd";
     return u;
   }
-  u.unpriv_uid = p1->pw_uid;
-  u.unpriv_gid = p1->pw_gid;
-  u.operator_uid = p2->pw_uid;
-  u.operator_gid = p2->pw_gid;
+  u.unpriv_uid = p->pw_uid;
+  u.unpriv_gid = p->pw_gid;
+  p = ::getpwnam(kOperatorUser);
+  if (p == nullptr) {
+    u.error = std::string(kOperatorUser) + " missing after useradd";
+    return u;
+  }
+  u.operator_uid = p->pw_uid;
+  u.operator_gid = p->pw_gid;
   return u;
 }
 

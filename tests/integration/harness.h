@@ -55,7 +55,7 @@ struct CommandResult {
 };
 // Runs `/bin/sh -c command` with stdout and stderr captured separately. A command still
 // running after `timeout` is killed (SIGKILL to its process group).
-CommandResult Run(const std::string& command, std::chrono::seconds timeout = 120s);
+CommandResult Sh(const std::string& command, std::chrono::seconds timeout = 120s);
 // Single-quotes for /bin/sh.
 std::string Quote(const std::string& s);
 std::string ReadFile(const std::string& path);
