@@ -10,6 +10,7 @@
 
 #include <filesystem>
 #include <regex>
+#include <thread>
 
 #include "engine/uuid.h"
 #include "tests/integration/daemon_fixture.h"
@@ -236,6 +237,36 @@ TEST_F(FlowTest, SecretByFdThroughTheProxyAndTwoSvmsSideBySide) {
     EXPECT_EQ(vs, 201u);
     EXPECT_EQ(Message(km().GetJob(vj)), "20 volumes verified, 0 failed");
   }
+}
+
+// Terminal jobs are kept for the retention period, then pruned (table row and object).
+class FlowRetentionTest : public DaemonTest {
+ protected:
+  DaemonOptions Options() override {
+    DaemonOptions o;
+    o.extra_args = {"--job-retention-hours=0.0005"};  // 1.8 s
+    return o;
+  }
+};
+
+TEST_F(FlowRetentionTest, FinishedJobsArePrunedAfterTheRetentionPeriod) {
+  SetUpSvm("vs1", {.volumes = 2});
+  auto [status, job] = km().VerifyVolumesWithin("vs1", 120, 180s);
+  ASSERT_EQ(status, 201u);
+  EXPECT_EQ(State(km().GetJob(job)), "success");
+  const std::string path = JobPath(job);
+  auto r = Busctl(address(), "get-property org.svmkey.KeyManager1 " + path + " org.svmkey.Job1 State");
+  EXPECT_EQ(r.out, "s \"success\"\n") << r.err;
+  std::this_thread::sleep_for(2500ms);
+  // Pruning runs at start (and every 10 minutes): restart.
+  ASSERT_EQ(daemon().Stop(SIGTERM), 0);
+  StartDaemonAgain();
+  const BusError e = CatchBusError([&] { km().GetJob(job); });
+  EXPECT_EQ(e.name, "org.svmkey.Error.EntryNotFound") << e.message;
+  EXPECT_EQ(e.message.rfind("4: ", 0), 0u) << e.message;
+  r = Busctl(address(), "get-property org.svmkey.KeyManager1 " + path + " org.svmkey.Job1 State");
+  EXPECT_NE(r.status, 0) << "the job object outlived its retention: " << r.out;
+  EXPECT_TRUE(km().ListJobs({}).empty());
 }
 
 }  // namespace

@@ -6,6 +6,8 @@
 #include <pwd.h>
 #include <signal.h>
 #include <sqlite3.h>
+#include <sys/eventfd.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -198,6 +200,8 @@ bool Child::Spawn(const std::vector<std::string>& argv, const std::vector<std::s
     if (extra_fd_to_3 >= 0) {
       ::dup2(extra_fd_to_3, 3);  // dup2 clears FD_CLOEXEC on the new descriptor
     }
+    // Do not outlive the test (a meson timeout kills it without running destructors).
+    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
     sigset_t none;
     sigemptyset(&none);
     ::sigprocmask(SIG_SETMASK, &none, nullptr);
@@ -237,6 +241,10 @@ int Child::Wait(std::chrono::milliseconds timeout) {
     std::this_thread::sleep_for(10ms);
   }
   return status_;
+}
+
+void Child::Signal(int sig) {
+  if (pid_ > 0) ::kill(pid_, sig);
 }
 
 int Child::Stop(int sig, std::chrono::milliseconds timeout) {
@@ -338,23 +346,36 @@ NotifySocket::NotifySocket(const std::string& path) : path_(path) {
     return;
   }
   ::chmod(path.c_str(), 0666);  // a daemon run as a test user may notify too
+  stop_fd_ = ::eventfd(0, EFD_CLOEXEC);
+  reader_ = std::thread([this] { ReadLoop(); });
 }
 
 NotifySocket::~NotifySocket() {
+  if (reader_.joinable()) {
+    const uint64_t one = 1;
+    [[maybe_unused]] ssize_t n = ::write(stop_fd_, &one, sizeof one);
+    reader_.join();
+  }
+  if (stop_fd_ >= 0) ::close(stop_fd_);
   if (fd_ >= 0) ::close(fd_);
   ::unlink(path_.c_str());
 }
 
-void NotifySocket::Drain(int timeout_ms) {
-  if (fd_ < 0) return;
-  pollfd p{fd_, POLLIN, 0};
-  int wait = timeout_ms;
-  while (::poll(&p, 1, wait) > 0) {
+void NotifySocket::ReadLoop() {
+  pollfd fds[2] = {{fd_, POLLIN, 0}, {stop_fd_, POLLIN, 0}};
+  for (;;) {
+    if (::poll(fds, 2, -1) < 0) {
+      if (errno == EINTR) continue;
+      return;
+    }
+    if (fds[1].revents & POLLIN) return;
+    if (!(fds[0].revents & POLLIN)) continue;
     char buf[4096];
-    const ssize_t n = ::recv(fd_, buf, sizeof buf, 0);
-    if (n <= 0) break;
+    const ssize_t n = ::recv(fd_, buf, sizeof buf, MSG_DONTWAIT);
+    if (n <= 0) continue;
+    std::lock_guard<std::mutex> lock(mu_);
     messages_.emplace_back(std::chrono::steady_clock::now(), std::string(buf, static_cast<size_t>(n)));
-    wait = 0;
+    cv_.notify_all();
   }
 }
 
@@ -368,22 +389,17 @@ static bool HasLine(const std::string& message, const std::string& needle) {
 }
 
 bool NotifySocket::WaitFor(const std::string& needle, std::chrono::milliseconds timeout) {
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
-  size_t seen = 0;
-  for (;;) {
-    for (; seen < messages_.size(); ++seen) {
-      if (HasLine(messages_[seen].second, needle)) return true;
+  std::unique_lock<std::mutex> lock(mu_);
+  return cv_.wait_for(lock, timeout, [&] {
+    for (const auto& [t, m] : messages_) {
+      if (HasLine(m, needle)) return true;
     }
-    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-                          deadline - std::chrono::steady_clock::now())
-                          .count();
-    if (left <= 0) return false;
-    Drain(static_cast<int>(std::min<int64_t>(left, 200)));
-  }
+    return false;
+  });
 }
 
 std::vector<std::string> NotifySocket::Messages() {
-  Drain(0);
+  std::lock_guard<std::mutex> lock(mu_);
   std::vector<std::string> out;
   for (const auto& [t, m] : messages_) out.push_back(m);
   return out;
@@ -391,7 +407,7 @@ std::vector<std::string> NotifySocket::Messages() {
 
 std::optional<std::chrono::steady_clock::time_point> NotifySocket::ArrivalOf(
     const std::string& needle) {
-  Drain(0);
+  std::lock_guard<std::mutex> lock(mu_);
   for (const auto& [t, m] : messages_) {
     if (HasLine(m, needle)) return t;
   }
@@ -440,6 +456,27 @@ bool Daemon::Start(std::chrono::seconds ready_timeout) {
 }
 
 void Daemon::Kill9() { child_.Stop(SIGKILL, 10s); }
+
+int Daemon::Stop(int sig, std::chrono::seconds timeout) {
+  if (!child_.running()) return child_.Wait(0ms);
+  const auto t0 = std::chrono::steady_clock::now();
+  child_.Signal(sig);
+  int rc = child_.Wait(timeout);
+  if (rc == -1) {
+    Sh("{ echo '==== [harness] svmkeyd did not exit within " + std::to_string(timeout.count()) +
+           " s of signal " + std::to_string(sig) + "; thread stacks:'; gdb -p " +
+           std::to_string(child_.pid()) + " -batch -ex 'thread apply all bt' 2>&1 | grep -v '^\\[New LWP'; } >> " +
+           Quote(log_path_) + " 2>&1",
+       120s);
+    child_.Stop(SIGKILL, 10s);
+    return -1;
+  }
+  std::ofstream log(log_path_, std::ios::app);
+  log << "==== [harness] exit status " << rc << " "
+      << std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count()
+      << " s after signal " << sig << " ====\n";
+  return rc;
+}
 
 std::string Daemon::LogTail(size_t max_bytes) const {
   std::string text = log();

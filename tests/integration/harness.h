@@ -24,6 +24,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <sdbus-c++/sdbus-c++.h>
@@ -88,6 +89,7 @@ class Child {
              const std::string& log_path, int extra_fd_to_3 = -1);
   pid_t pid() const { return pid_; }
   bool running();
+  void Signal(int sig);
   // Sends `sig` and waits up to `timeout`; returns the wait status decoded like Run's
   // status (exit code, or 128+signal), or -1 when it did not end in time (then SIGKILL).
   int Stop(int sig, std::chrono::milliseconds timeout = 60s);
@@ -119,24 +121,32 @@ class PrivateBus {
   std::string log_path_;
 };
 
-// A datagram socket playing systemd's part of sd_notify.
+// A datagram socket playing systemd's part of sd_notify. A thread reads it all the
+// time, as PID 1 would: sd_notify blocks in sendmsg once the receive queue is full
+// (net.unix.max_dgram_qlen datagrams), which would stall the daemon's event loop.
 class NotifySocket {
  public:
   explicit NotifySocket(const std::string& path);
   ~NotifySocket();
+  NotifySocket(const NotifySocket&) = delete;
+  NotifySocket& operator=(const NotifySocket&) = delete;
   const std::string& path() const { return path_; }
-  // Reads datagrams until one contains `needle` (on a line of its own or as a prefix of
-  // one), or `timeout` passes. Messages already received count.
+  // Waits until a datagram has a line starting with `needle` (datagrams already
+  // received count), or `timeout` passes.
   bool WaitFor(const std::string& needle, std::chrono::milliseconds timeout);
-  // Every datagram received so far (after draining the socket).
+  // Every datagram received so far.
   std::vector<std::string> Messages();
-  // Time (steady clock) at which the first datagram containing `needle` arrived.
+  // Time (steady clock) at which the first datagram with `needle` arrived.
   std::optional<std::chrono::steady_clock::time_point> ArrivalOf(const std::string& needle);
 
  private:
-  void Drain(int timeout_ms);
+  void ReadLoop();
   std::string path_;
   int fd_ = -1;
+  int stop_fd_ = -1;  // eventfd that ends ReadLoop
+  std::thread reader_;
+  std::mutex mu_;
+  std::condition_variable cv_;
   std::vector<std::pair<std::chrono::steady_clock::time_point, std::string>> messages_;
 };
 
@@ -154,7 +164,9 @@ class Daemon {
   Daemon(const PrivateBus& bus, std::string dir, DaemonOptions options = {});
   ~Daemon();
   bool Start(std::chrono::seconds ready_timeout = 120s);
-  int Stop(int sig = SIGTERM) { return child_.Stop(sig); }
+  // Sends `sig` and waits up to `timeout` for the exit status. If svmkeyd does not end
+  // in time, the stacks of its threads (gdb, when installed) go to its log, then SIGKILL.
+  int Stop(int sig = SIGTERM, std::chrono::seconds timeout = 90s);
   void Kill9();
   bool running() { return child_.running(); }
   pid_t pid() const { return child_.pid(); }
