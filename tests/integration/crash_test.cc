@@ -66,9 +66,9 @@ class CrashTest : public DaemonTest {
 
   void ExpectAllAtGeneration(const Prepared& p, uint64_t generation) {
     std::string error;
-    const VolumeFingerprints after = FingerprintVolumes(
-        daemon().table_path(), p.svm.svm_uuid, generation, generation, p.svm.key.key_file, p.fp_key,
-        &error);
+    const VolumeFingerprints after =
+        FingerprintVolumes(daemon().table_path(), p.svm.svm_uuid, generation, generation,
+                           p.svm.key.key_file, p.fp_key, &error);
     ASSERT_TRUE(error.empty()) << error;
     ASSERT_EQ(after.uuids.size(), kVolumes);
     EXPECT_EQ(after.opened, kVolumes) << "volumes lost";
@@ -81,8 +81,7 @@ class CrashTest : public DaemonTest {
     EXPECT_EQ(wrong_gen, 0u) << "volumes not at generation " << generation;
     auto [vs, vj] = km().VerifyVolumesWithin("vs1", 120, 180s);
     EXPECT_EQ(vs, 201u);
-    EXPECT_EQ(Message(km().GetJob(vj)),
-              std::to_string(kVolumes) + " volumes verified, 0 failed");
+    EXPECT_EQ(Message(km().GetJob(vj)), std::to_string(kVolumes) + " volumes verified, 0 failed");
   }
 };
 
@@ -110,7 +109,8 @@ TEST_F(CrashTest, KillNineMidRekeyThenRestartResumesToSuccess) {
     EXPECT_LT(moved.value_or(kVolumes), static_cast<int64_t>(kVolumes));
     std::printf("[crash] killed at %llu of %llu volumes (table: %lld at generation 2)\n",
                 static_cast<unsigned long long>(done_at_kill),
-                static_cast<unsigned long long>(kVolumes), static_cast<long long>(moved.value_or(-1)));
+                static_cast<unsigned long long>(kVolumes),
+                static_cast<long long>(moved.value_or(-1)));
   }
 
   StartDaemonAgain();
@@ -121,7 +121,8 @@ TEST_F(CrashTest, KillNineMidRekeyThenRestartResumesToSuccess) {
   EXPECT_EQ(end.at("volumes_done").get<uint64_t>(), kVolumes);
   {
     TableFile t(daemon().table_path());
-    EXPECT_EQ(t.QueryText("SELECT state FROM key_stores WHERE uuid=?1", {p.svm.config_uuid}), "active");
+    EXPECT_EQ(t.QueryText("SELECT state FROM key_stores WHERE uuid=?1", {p.svm.config_uuid}),
+              "active");
     EXPECT_EQ(t.QueryText("SELECT state FROM svm_keks WHERE svm_uuid=?1 AND generation=2",
                           {p.svm.svm_uuid}),
               "active");

@@ -121,8 +121,8 @@ std::string DaemonTest::MakeVolumeSet(const std::string& svm_uuid, uint64_t coun
   static int n = 0;
   const std::string set_dir = *dir_ / ("set" + std::to_string(++n));
   auto r = Sh(Quote(VolsetPath()) + " create --dir " + Quote(set_dir) + " --svm-uuid " +
-                   Quote(svm_uuid) + " --count " + std::to_string(count),
-               600s);
+                  Quote(svm_uuid) + " --count " + std::to_string(count),
+              600s);
   EXPECT_EQ(r.status, 0) << "svmkey-volset create failed: " << r.out << r.err;
   return set_dir;
 }
@@ -172,12 +172,12 @@ VolumeFingerprints FingerprintVolumes(const std::string& table_path, const std::
     *error = "cannot open " + table_path + ": " + table.error();
     return out;
   }
-  const auto wrapped = table.QueryBlob(
-      "SELECT wrapped FROM svm_keks WHERE svm_uuid = ?1 AND generation = ?2",
-      {svm, std::to_string(generation)});
-  const auto key_id = table.QueryText(
-      "SELECT key_id FROM svm_keks WHERE svm_uuid = ?1 AND generation = ?2",
-      {svm, std::to_string(generation)});
+  const auto wrapped =
+      table.QueryBlob("SELECT wrapped FROM svm_keks WHERE svm_uuid = ?1 AND generation = ?2",
+                      {svm, std::to_string(generation)});
+  const auto key_id =
+      table.QueryText("SELECT key_id FROM svm_keks WHERE svm_uuid = ?1 AND generation = ?2",
+                      {svm, std::to_string(generation)});
   if (!wrapped || !key_id) {
     *error = "no SVM-KEK row for generation " + std::to_string(generation);
     return out;
@@ -202,7 +202,8 @@ VolumeFingerprints FingerprintVolumes(const std::string& table_path, const std::
   const auto svm_id = Uuid::Parse(svm);
   auto kek = UnwrapSvmKek(**kt, *external, *wrapped, *svm_id, generation, *key_id);
   if (!kek.ok()) {
-    *error = "UnwrapSvmKek of generation " + std::to_string(generation) + ": " + kek.status().ToString();
+    *error =
+        "UnwrapSvmKek of generation " + std::to_string(generation) + ": " + kek.status().ToString();
     return out;
   }
   KeyRing ring;

@@ -16,8 +16,8 @@ namespace svmkey::integration {
 
 // A Barbican secret and application credential a test may use (and destroy).
 struct KmsKey {
-  std::string key_id;       // secret ref (https URL)
-  std::string key_file;     // its 32 bytes
+  std::string key_id;    // secret ref (https URL)
+  std::string key_file;  // its 32 bytes
 };
 struct KmsCredential {
   std::string id;
@@ -37,7 +37,7 @@ struct SvmSetupOptions {
   bool own_secret = false;      // a fresh Barbican secret (barbican-admin secret-new)
   bool own_credential = false;  // a fresh application credential
   bool enable = true;
-  int volumes = 0;              // CreateVolume calls
+  int volumes = 0;  // CreateVolume calls
 };
 
 class DaemonTest : public ::testing::Test {
@@ -95,10 +95,10 @@ class DaemonTest : public ::testing::Test {
 // Reads wrapped SVM-KEKs from the table file and opens them with a Barbican key file
 // (the engine test peer), then fingerprints every volume's VDEK (engine VerifyVolumes).
 struct VolumeFingerprints {
-  std::vector<std::string> uuids;                      // in table order
-  std::vector<std::array<uint8_t, 16>> fingerprints;   // per volume
-  std::vector<uint64_t> generations;                   // slot generation that opened
-  std::vector<uint32_t> codes;                         // 0 = opened
+  std::vector<std::string> uuids;                     // in table order
+  std::vector<std::array<uint8_t, 16>> fingerprints;  // per volume
+  std::vector<uint64_t> generations;                  // slot generation that opened
+  std::vector<uint32_t> codes;                        // 0 = opened
   size_t opened = 0;
 };
 // Opens every volume of `svm` recorded in `table_path` with the SVM-KEK of `generation`

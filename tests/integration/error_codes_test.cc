@@ -10,8 +10,8 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include <filesystem>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <future>
 #include <thread>
@@ -27,9 +27,8 @@ std::string Name(const char* short_name) { return std::string("org.svmkey.Error.
 ::testing::AssertionResult IsError(const BusError& e, const char* name, uint32_t code) {
   const std::string prefix = std::to_string(code) + ": ";
   if (e.name != Name(name) || e.message.rfind(prefix, 0) != 0) {
-    return ::testing::AssertionFailure()
-           << "expected " << Name(name) << " \"" << prefix << "...\", got " << e.name << " \""
-           << e.message << "\"";
+    return ::testing::AssertionFailure() << "expected " << Name(name) << " \"" << prefix
+                                         << "...\", got " << e.name << " \"" << e.message << "\"";
   }
   return ::testing::AssertionSuccess();
 }
@@ -166,8 +165,10 @@ TEST_F(ErrorCodesBusyTest, SecondRekeyWhileOneRunsIsResourceInUseNamingTheJob) {
   // The first rekey through busctl with return_timeout 120: the reply waits for the job,
   // but never blocks the bus (every call below is answered meanwhile).
   auto waiting = std::async(std::launch::async, [&] {
-    return Busctl(address(), "--timeout=300 call org.svmkey.KeyManager1 /org/svmkey/KeyManager1 "
-                             "org.svmkey.KeyManager1 RekeyInternal sub " + s.config_uuid + " 120 false");
+    return Busctl(address(),
+                  "--timeout=300 call org.svmkey.KeyManager1 /org/svmkey/KeyManager1 "
+                  "org.svmkey.KeyManager1 RekeyInternal sub " +
+                      s.config_uuid + " 120 false");
   });
   std::string job;
   while (job.empty() && std::chrono::steady_clock::now() - t0 < 60s) {
@@ -185,7 +186,8 @@ TEST_F(ErrorCodesBusyTest, SecondRekeyWhileOneRunsIsResourceInUseNamingTheJob) {
 
   // Wait for svm_kek_rekey (phase 3 done), then: new volume keys are refused with 8.
   const auto deadline = std::chrono::steady_clock::now() + 60s;
-  while (KeyStoreState(s.config_uuid) != "svm_kek_rekey" && std::chrono::steady_clock::now() < deadline) {
+  while (KeyStoreState(s.config_uuid) != "svm_kek_rekey" &&
+         std::chrono::steady_clock::now() < deadline) {
     std::this_thread::sleep_for(5ms);
   }
   ASSERT_EQ(KeyStoreState(s.config_uuid), "svm_kek_rekey");
@@ -203,8 +205,10 @@ TEST_F(ErrorCodesBusyTest, SecondRekeyWhileOneRunsIsResourceInUseNamingTheJob) {
   EXPECT_TRUE(IsError(e, "ResourceInUse", 8));
   // The bus thread is free while a caller waits on the job.
   const auto q0 = std::chrono::steady_clock::now();
-  EXPECT_EQ(State(km().GetJob(job)), "running") << "the checks above raced with the end of the rekey";
-  EXPECT_LT(std::chrono::steady_clock::now() - q0, 2s) << "GetJob was slow while a reply waits on the job";
+  EXPECT_EQ(State(km().GetJob(job)), "running")
+      << "the checks above raced with the end of the rekey";
+  EXPECT_LT(std::chrono::steady_clock::now() - q0, 2s)
+      << "GetJob was slow while a reply waits on the job";
   EXPECT_EQ(waiting.wait_for(0s), std::future_status::timeout) << "the 120 s reply came early";
 
   const CommandResult first = waiting.get();
@@ -280,9 +284,11 @@ TEST_F(ErrorCodesTest, SvmKekRowWrappedUnderAnotherKeyIsDecryptFailed) {
   {
     TableFile t(daemon().table_path());
     original = t.QueryBlob("SELECT wrapped FROM svm_keks WHERE svm_uuid=?1", {s.svm_uuid}).value();
-    foreign = t.QueryBlob("SELECT wrapped FROM svm_keks WHERE svm_uuid=?1", {other.svm_uuid}).value();
+    foreign =
+        t.QueryBlob("SELECT wrapped FROM svm_keks WHERE svm_uuid=?1", {other.svm_uuid}).value();
     // vs1's row now holds a blob sealed under another Barbican key (vs2's).
-    ASSERT_TRUE(t.SetBlob("UPDATE svm_keks SET wrapped=?1 WHERE svm_uuid=?2", foreign, {s.svm_uuid}))
+    ASSERT_TRUE(
+        t.SetBlob("UPDATE svm_keks SET wrapped=?1 WHERE svm_uuid=?2", foreign, {s.svm_uuid}))
         << t.error();
   }
   EXPECT_TRUE(IsError(RekeyViaProxy(s.config_uuid, 120), "DecryptFailed", 65539202));
@@ -292,7 +298,8 @@ TEST_F(ErrorCodesTest, SvmKekRowWrappedUnderAnotherKeyIsDecryptFailed) {
   flipped.back() ^= 0x01;
   {
     TableFile t(daemon().table_path());
-    ASSERT_TRUE(t.SetBlob("UPDATE svm_keks SET wrapped=?1 WHERE svm_uuid=?2", flipped, {s.svm_uuid}));
+    ASSERT_TRUE(
+        t.SetBlob("UPDATE svm_keks SET wrapped=?1 WHERE svm_uuid=?2", flipped, {s.svm_uuid}));
   }
   auto [status, job] = km().RekeyInternalWithin(s.config_uuid, 0, 30s);
   EXPECT_EQ(status, 202u);
@@ -300,7 +307,8 @@ TEST_F(ErrorCodesTest, SvmKekRowWrappedUnderAnotherKeyIsDecryptFailed) {
   // Nothing was changed by the failures: with the right blob back, the rekey succeeds.
   {
     TableFile t(daemon().table_path());
-    ASSERT_TRUE(t.SetBlob("UPDATE svm_keks SET wrapped=?1 WHERE svm_uuid=?2", original, {s.svm_uuid}));
+    ASSERT_TRUE(
+        t.SetBlob("UPDATE svm_keks SET wrapped=?1 WHERE svm_uuid=?2", original, {s.svm_uuid}));
     EXPECT_EQ(t.QueryInt("SELECT count(*) FROM svm_keks WHERE svm_uuid=?1", {s.svm_uuid}), 1);
   }
   auto [ok_status, ok_job] = km().RekeyInternalWithin(s.config_uuid, 120, 180s);
@@ -322,7 +330,8 @@ std::vector<uint8_t> ReadBytes(const std::string& path) {
 
 void WriteBytes(const std::string& path, const std::vector<uint8_t>& bytes) {
   std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  out.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
+  out.write(reinterpret_cast<const char*>(bytes.data()),
+            static_cast<std::streamsize>(bytes.size()));
 }
 
 TEST_F(ErrorCodesTest, CorruptForeignAndMissingMetadataFailTheJobWithTheirCodes) {
@@ -381,7 +390,8 @@ TEST_F(ErrorCodesTest, CorruptForeignAndMissingMetadataFailTheJobWithTheirCodes)
     // return_timeout 120: the job's error is the reply; the job object has the code.
     const BusError e = RekeyViaProxy(s.config_uuid, 120);
     EXPECT_TRUE(IsError(e, c.name, c.code)) << DaemonLog();
-    EXPECT_NE(e.message.find(volumes[1]), std::string::npos) << "the message does not name the volume";
+    EXPECT_NE(e.message.find(volumes[1]), std::string::npos)
+        << "the message does not name the volume";
     const VariantMap job = LastJob(s.svm_uuid);
     EXPECT_EQ(State(job), "failure");
     {
@@ -398,7 +408,8 @@ TEST_F(ErrorCodesTest, CorruptForeignAndMissingMetadataFailTheJobWithTheirCodes)
     EXPECT_EQ(KeyStoreState(s.config_uuid), "active");
     {
       TableFile t(daemon().table_path());
-      EXPECT_EQ(t.QueryText("SELECT state FROM svm_keks WHERE svm_uuid=?1 AND generation=2", {s.svm_uuid}),
+      EXPECT_EQ(t.QueryText("SELECT state FROM svm_keks WHERE svm_uuid=?1 AND generation=2",
+                            {s.svm_uuid}),
                 "pending");
     }
     if (n == 1) {

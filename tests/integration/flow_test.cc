@@ -119,12 +119,15 @@ TEST_F(FlowTest, FullFlowThroughBusctlAndProxy) {
   EXPECT_TRUE(km().WaitJobChanged(job, "success", 10s)) << "no JobChanged(" << job << ", success)";
   EXPECT_TRUE(props.WaitFor(
       [&](const RecordedSignal& s) {
-        return s.path == JobPath(job) && s.values.count("State") && s.values.at("State") == "success";
+        return s.path == JobPath(job) && s.values.count("State") &&
+               s.values.at("State") == "success";
       },
       10s))
       << "no PropertiesChanged State=success on " << JobPath(job);
   EXPECT_TRUE(props.WaitFor(
-      [&](const RecordedSignal& s) { return s.path == JobPath(job) && s.values.count("VolumesDone"); },
+      [&](const RecordedSignal& s) {
+        return s.path == JobPath(job) && s.values.count("VolumesDone");
+      },
       1s))
       << "no PropertiesChanged of VolumesDone";
   // The job object's properties, through the generated Job1 proxy and through busctl.
@@ -139,7 +142,8 @@ TEST_F(FlowTest, FullFlowThroughBusctlAndProxy) {
     EXPECT_EQ(jp.Svm(), svm);
     EXPECT_NE(jp.Description().find("rekey-internal"), std::string::npos) << jp.Description();
   }
-  r = Busctl(A, "get-property org.svmkey.KeyManager1 " + JobPath(job) + " org.svmkey.Job1 State Code");
+  r = Busctl(A,
+             "get-property org.svmkey.KeyManager1 " + JobPath(job) + " org.svmkey.Job1 State Code");
   EXPECT_EQ(r.out, "s \"success\"\nu 0\n") << r.err;
 
   // The table: generation 2 active, 1 retired, key store active again.
@@ -161,7 +165,8 @@ TEST_F(FlowTest, FullFlowThroughBusctlAndProxy) {
   for (size_t i = 0; i < total; ++i) {
     ASSERT_EQ(after.uuids[i], before.uuids[i]);
     EXPECT_EQ(after.generations[i], 2u) << after.uuids[i];
-    EXPECT_EQ(after.fingerprints[i], before.fingerprints[i]) << "VDEK of " << after.uuids[i] << " changed";
+    EXPECT_EQ(after.fingerprints[i], before.fingerprints[i])
+        << "VDEK of " << after.uuids[i] << " changed";
   }
   // ... and the current slot (generation 2) does not open under the old SVM-KEK.
   const VolumeFingerprints old_as_new =
@@ -255,7 +260,8 @@ TEST_F(FlowRetentionTest, FinishedJobsArePrunedAfterTheRetentionPeriod) {
   ASSERT_EQ(status, 201u);
   EXPECT_EQ(State(km().GetJob(job)), "success");
   const std::string path = JobPath(job);
-  auto r = Busctl(address(), "get-property org.svmkey.KeyManager1 " + path + " org.svmkey.Job1 State");
+  auto r =
+      Busctl(address(), "get-property org.svmkey.KeyManager1 " + path + " org.svmkey.Job1 State");
   EXPECT_EQ(r.out, "s \"success\"\n") << r.err;
   std::this_thread::sleep_for(2500ms);
   // Pruning runs at start (and every 10 minutes): restart.

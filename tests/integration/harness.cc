@@ -271,7 +271,9 @@ PrivateBus::PrivateBus(const std::string& dir, const std::string& extra_policy) 
       " \"http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd\">\n"
       "<busconfig>\n"
       "  <type>system</type>\n"
-      "  <listen>unix:path=" + socket + "</listen>\n"
+      "  <listen>unix:path=" +
+      socket +
+      "</listen>\n"
       "  <auth>EXTERNAL</auth>\n"
       "  <policy context=\"default\">\n"
       "    <allow user=\"*\"/>\n"
@@ -284,24 +286,27 @@ PrivateBus::PrivateBus(const std::string& dir, const std::string& extra_policy) 
       "    <allow receive_type=\"method_return\"/>\n"
       "    <allow receive_type=\"error\"/>\n"
       "    <allow receive_type=\"signal\"/>\n"
-      "    <allow send_destination=\"org.freedesktop.DBus\" send_interface=\"org.freedesktop.DBus\"/>\n"
-      "    <allow send_destination=\"org.freedesktop.DBus\" send_interface=\"org.freedesktop.DBus.Introspectable\"/>\n"
-      "    <allow send_destination=\"org.freedesktop.DBus\" send_interface=\"org.freedesktop.DBus.Properties\"/>\n"
+      "    <allow send_destination=\"org.freedesktop.DBus\" "
+      "send_interface=\"org.freedesktop.DBus\"/>\n"
+      "    <allow send_destination=\"org.freedesktop.DBus\" "
+      "send_interface=\"org.freedesktop.DBus.Introspectable\"/>\n"
+      "    <allow send_destination=\"org.freedesktop.DBus\" "
+      "send_interface=\"org.freedesktop.DBus.Properties\"/>\n"
       "  </policy>\n"
       "  <policy user=\"root\">\n"
-      "    <allow send_destination=\"org.freedesktop.DBus\" send_interface=\"org.freedesktop.DBus.Monitoring\"/>\n"
+      "    <allow send_destination=\"org.freedesktop.DBus\" "
+      "send_interface=\"org.freedesktop.DBus.Monitoring\"/>\n"
       "  </policy>\n"
-      "  <include>" + policy + "</include>\n" +
-      extra_policy +
-      "</busconfig>\n";
+      "  <include>" +
+      policy + "</include>\n" + extra_policy + "</busconfig>\n";
   WriteFile(config, xml, 0644);
   int pipe_fds[2];
   if (::pipe2(pipe_fds, O_CLOEXEC) != 0) {
     error_ = "pipe failed";
     return;
   }
-  const bool spawned = child_.Spawn({"/usr/bin/dbus-daemon", "--nofork", "--nopidfile", "--nosyslog",
-                                     "--config-file=" + config, "--print-address=3"},
+  const bool spawned = child_.Spawn({"/usr/bin/dbus-daemon", "--nofork", "--nopidfile",
+                                     "--nosyslog", "--config-file=" + config, "--print-address=3"},
                                     {}, log_path_, pipe_fds[1]);
   ::close(pipe_fds[1]);
   if (!spawned) {
@@ -374,7 +379,8 @@ void NotifySocket::ReadLoop() {
     const ssize_t n = ::recv(fd_, buf, sizeof buf, MSG_DONTWAIT);
     if (n <= 0) continue;
     std::lock_guard<std::mutex> lock(mu_);
-    messages_.emplace_back(std::chrono::steady_clock::now(), std::string(buf, static_cast<size_t>(n)));
+    messages_.emplace_back(std::chrono::steady_clock::now(),
+                           std::string(buf, static_cast<size_t>(n)));
     cv_.notify_all();
   }
 }
@@ -465,7 +471,8 @@ int Daemon::Stop(int sig, std::chrono::seconds timeout) {
   if (rc == -1) {
     Sh("{ echo '==== [harness] svmkeyd did not exit within " + std::to_string(timeout.count()) +
            " s of signal " + std::to_string(sig) + "; thread stacks:'; gdb -p " +
-           std::to_string(child_.pid()) + " -batch -ex 'thread apply all bt' 2>&1 | grep -v '^\\[New LWP'; } >> " +
+           std::to_string(child_.pid()) +
+           " -batch -ex 'thread apply all bt' 2>&1 | grep -v '^\\[New LWP'; } >> " +
            Quote(log_path_) + " 2>&1",
        120s);
     child_.Stop(SIGKILL, 10s);
@@ -610,21 +617,22 @@ static std::string AsUser(const std::string& user) {
   return user.empty() ? "" : "runuser -u " + Quote(user) + " -- ";
 }
 
-CommandResult Busctl(const std::string& address, const std::string& args, const std::string& as_user) {
+CommandResult Busctl(const std::string& address, const std::string& args,
+                     const std::string& as_user) {
   return Sh(AsUser(as_user) + "busctl --address=" + Quote(address) + " " + args);
 }
 
 CommandResult Gdbus(const std::string& address, const std::string& method, const std::string& args,
                     const std::string& as_user, const std::string& object_path) {
   return Sh(AsUser(as_user) + "gdbus call --address " + Quote(address) +
-             " --dest org.svmkey.KeyManager1 --object-path " + Quote(object_path) + " --method " +
-             Quote(method) + " " + args);
+            " --dest org.svmkey.KeyManager1 --object-path " + Quote(object_path) + " --method " +
+            Quote(method) + " " + args);
 }
 
 CommandResult DbusSend(const std::string& address, const std::string& method_and_args,
                        const std::string& as_user) {
   return Sh(AsUser(as_user) + "dbus-send --bus=" + Quote(address) +
-             " --print-reply --dest=org.svmkey.KeyManager1 " + method_and_args);
+            " --print-reply --dest=org.svmkey.KeyManager1 " + method_and_args);
 }
 
 std::string GdbusErrorName(const std::string& err) {
@@ -671,7 +679,8 @@ sqlite3_stmt* Prepare(sqlite3* db, const std::string& sql, const std::vector<std
     return nullptr;
   }
   for (size_t i = 0; i < params.size(); ++i) {
-    sqlite3_bind_text(st, static_cast<int>(i) + first_index, params[i].c_str(), -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(st, static_cast<int>(i) + first_index, params[i].c_str(), -1,
+                      SQLITE_TRANSIENT);
   }
   return st;
 }
@@ -770,8 +779,9 @@ TestUsers EnsureTestUsers() {
   };
   for (const Want& w : {Want{kUnprivUser, ""}, Want{kOperatorUser, "svmkey"}}) {
     if (::getpwnam(w.name) == nullptr) {
-      std::string cmd = std::string("useradd --system --no-create-home --shell /usr/sbin/nologin ") +
-                        (*w.groups ? std::string("-G ") + w.groups + " " : std::string()) + w.name;
+      std::string cmd =
+          std::string("useradd --system --no-create-home --shell /usr/sbin/nologin ") +
+          (*w.groups ? std::string("-G ") + w.groups + " " : std::string()) + w.name;
       auto r = Sh(cmd);
       if (r.status != 0 && ::getpwnam(w.name) == nullptr) {
         u.error = cmd + " failed: " + r.err;

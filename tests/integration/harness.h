@@ -12,6 +12,7 @@
 // signal callbacks (SignalLog) run on the client connection's event-loop thread.
 #pragma once
 
+#include <sdbus-c++/sdbus-c++.h>
 #include <signal.h>
 #include <sys/types.h>
 
@@ -26,8 +27,6 @@
 #include <string>
 #include <thread>
 #include <vector>
-
-#include <sdbus-c++/sdbus-c++.h>
 
 #include "job1_proxy.h"
 #include "keymanager1_proxy.h"
@@ -151,8 +150,8 @@ class NotifySocket {
 };
 
 struct DaemonOptions {
-  size_t batch_size = 0;               // 0: the daemon's default
-  std::string io_mode;                 // empty: default
+  size_t batch_size = 0;  // 0: the daemon's default
+  std::string io_mode;    // empty: default
   std::vector<std::string> extra_args;
   std::vector<std::string> extra_env;  // e.g. "WATCHDOG_USEC=200000"
   std::vector<std::string> prefix;     // e.g. {"setpriv", "--reuid=..."} (exec, same pid)
@@ -229,7 +228,7 @@ struct RecordedSignal {
   std::string path;
   std::string interface;
   std::string member;
-  std::vector<std::string> changed;          // PropertiesChanged: the property names
+  std::vector<std::string> changed;           // PropertiesChanged: the property names
   std::map<std::string, std::string> values;  // PropertiesChanged: State/Phase values
 };
 class SignalLog {
@@ -264,9 +263,8 @@ BusError CatchBusError(F&& f) {
 // `busctl --address=A ...` / `gdbus call --address A ...` / dbus-send.
 CommandResult Busctl(const std::string& address, const std::string& args,
                      const std::string& as_user = "");
-CommandResult Gdbus(const std::string& address, const std::string& method,
-                    const std::string& args, const std::string& as_user = "",
-                    const std::string& object_path = kManagerPath);
+CommandResult Gdbus(const std::string& address, const std::string& method, const std::string& args,
+                    const std::string& as_user = "", const std::string& object_path = kManagerPath);
 CommandResult DbusSend(const std::string& address, const std::string& method_and_args,
                        const std::string& as_user = "");
 // The error name in gdbus's stderr ("GDBus.Error:<name>: <msg>"), or "".

@@ -66,12 +66,13 @@ inline std::string ErrorName(const char* short_name) {
   return std::string("org.svmkey.Error.") + short_name;
 }
 
-inline ::testing::AssertionResult IsSvmkeyError(const BusError& e, const char* name, uint32_t code) {
+inline ::testing::AssertionResult IsSvmkeyError(const BusError& e, const char* name,
+                                                uint32_t code) {
   const std::string prefix = std::to_string(code) + ": ";
   if (e.name != ErrorName(name) || e.message.rfind(prefix, 0) != 0) {
-    return ::testing::AssertionFailure() << "expected " << ErrorName(name) << " \"" << prefix
-                                         << "...\", got " << e.name << " \"" << e.message.substr(0, 300)
-                                         << "\"";
+    return ::testing::AssertionFailure()
+           << "expected " << ErrorName(name) << " \"" << prefix << "...\", got " << e.name << " \""
+           << e.message.substr(0, 300) << "\"";
   }
   return ::testing::AssertionSuccess();
 }

@@ -20,7 +20,8 @@ class MalformedArgsTest : public LocalDaemonTest {
     std::string uuid;
     EXPECT_NO_THROW(uuid = km().CreateSvm(name, {}));
     bool found = false;
-    for (const auto& s : km().ListSvms({})) found = found || s.at("uuid").get<std::string>() == uuid;
+    for (const auto& s : km().ListSvms({}))
+      found = found || s.at("uuid").get<std::string>() == uuid;
     EXPECT_TRUE(found);
   }
 };
@@ -35,10 +36,12 @@ TEST_F(MalformedArgsTest, ReturnTimeoutOutOfRangeNamesTheArgument) {
     EXPECT_NE(e.message.find(std::to_string(t)), std::string::npos) << e.message;
   }
   // The same through gdbus (the name as a real client sees it) and for the other jobs.
-  auto r = Gdbus(address(), "org.svmkey.KeyManager1.RekeyInternal", Quote("'" + kSomeUuid + "'") + " 121 false");
+  auto r = Gdbus(address(), "org.svmkey.KeyManager1.RekeyInternal",
+                 Quote("'" + kSomeUuid + "'") + " 121 false");
   EXPECT_EQ(GdbusErrorName(r.err), ErrorName("InvalidValue")) << r.err;
   EXPECT_EQ(GdbusErrorMessage(r.err).rfind("262185: ", 0), 0u) << r.err;
-  EXPECT_TRUE(IsSvmkeyError(CatchBusError([&] { km().Restore(kSomeUuid, 121); }), "InvalidValue", 262185));
+  EXPECT_TRUE(
+      IsSvmkeyError(CatchBusError([&] { km().Restore(kSomeUuid, 121); }), "InvalidValue", 262185));
   km().CreateSvm("vs1", {});
   const BusError v = CatchBusError([&] { km().VerifyVolumes("vs1", 500); });
   EXPECT_TRUE(IsSvmkeyError(v, "InvalidValue", 262185));
@@ -47,18 +50,20 @@ TEST_F(MalformedArgsTest, ReturnTimeoutOutOfRangeNamesTheArgument) {
 }
 
 TEST_F(MalformedArgsTest, MalformedUuidsAreInvalidValue) {
-  for (const std::string& bad : {std::string(""), std::string("not-a-uuid"),
-                                std::string("00000000-0000-0000-0000-000000000000"),
-                                kSomeUuid + "0", kSomeUuid.substr(1), std::string("1b4e28ba2fa111d2883f0016d3cca427"),
-                                std::string("1b4e28ba-2fa1-11d2-883f-0016d3cca42g"),
-                                std::string("1b4e28ba-2fa1-11d2-883f\n0016d3cca427")}) {
+  for (const std::string& bad :
+       {std::string(""), std::string("not-a-uuid"),
+        std::string("00000000-0000-0000-0000-000000000000"), kSomeUuid + "0", kSomeUuid.substr(1),
+        std::string("1b4e28ba2fa111d2883f0016d3cca427"),
+        std::string("1b4e28ba-2fa1-11d2-883f-0016d3cca42g"),
+        std::string("1b4e28ba-2fa1-11d2-883f\n0016d3cca427")}) {
     SCOPED_TRACE(bad);
     const BusError e = CatchBusError([&] { km().RekeyInternal(bad, 0, false); });
     EXPECT_TRUE(IsSvmkeyError(e, "InvalidValue", 262185));
     EXPECT_NE(e.message.find("uuid"), std::string::npos) << e.message;
     EXPECT_EQ(e.message.find('\n'), std::string::npos) << "unprintable input echoed: " << e.message;
     EXPECT_TRUE(IsSvmkeyError(CatchBusError([&] { km().GetJob(bad); }), "InvalidValue", 262185));
-    EXPECT_TRUE(IsSvmkeyError(CatchBusError([&] { km().EnableKeyStore(bad); }), "InvalidValue", 262185));
+    EXPECT_TRUE(
+        IsSvmkeyError(CatchBusError([&] { km().EnableKeyStore(bad); }), "InvalidValue", 262185));
   }
   // Well formed but unknown: 4.
   EXPECT_TRUE(IsSvmkeyError(CatchBusError([&] { km().GetJob(kSomeUuid); }), "EntryNotFound", 4));
@@ -76,9 +81,12 @@ TEST_F(MalformedArgsTest, UnknownOptionKeysAreUnexpectedArgumentNamingTheKey) {
   km().CreateSvm("vs1", {});
   VariantMap f;
   f["sort"] = Variant(std::string("name"));
-  EXPECT_TRUE(IsSvmkeyError(CatchBusError([&] { km().ListJobs(f); }), "UnexpectedArgument", 262179));
-  EXPECT_TRUE(IsSvmkeyError(CatchBusError([&] { km().ListSvms(f); }), "UnexpectedArgument", 262179));
-  EXPECT_TRUE(IsSvmkeyError(CatchBusError([&] { km().ListVolumes("vs1", f); }), "UnexpectedArgument", 262179));
+  EXPECT_TRUE(
+      IsSvmkeyError(CatchBusError([&] { km().ListJobs(f); }), "UnexpectedArgument", 262179));
+  EXPECT_TRUE(
+      IsSvmkeyError(CatchBusError([&] { km().ListSvms(f); }), "UnexpectedArgument", 262179));
+  EXPECT_TRUE(IsSvmkeyError(CatchBusError([&] { km().ListVolumes("vs1", f); }),
+                            "UnexpectedArgument", 262179));
   VariantMap c;
   c["svm"] = Variant(std::string("vs1"));
   c["name"] = Variant(std::string("k"));
@@ -115,7 +123,8 @@ TEST_F(MalformedArgsTest, WrongVariantTypesAreInvalidArgument) {
   fd["keystone_url"] = Variant(std::string("https://127.0.0.1:1/v3"));
   fd["application_cred_id"] = Variant(std::string("id"));
   fd["application_cred_secret_fd"] = Variant(int32_t{0});  // an int, not a file descriptor (h)
-  EXPECT_TRUE(IsSvmkeyError(CatchBusError([&] { km().CreateBarbicanConfig(fd); }), "InvalidArgument", 2));
+  EXPECT_TRUE(
+      IsSvmkeyError(CatchBusError([&] { km().CreateBarbicanConfig(fd); }), "InvalidArgument", 2));
   // gdbus: a boolean where a string is expected inside the options.
   auto r = Gdbus(address(), "org.svmkey.KeyManager1.CreateSvm", "vs3 \"{'kind': <true>}\"");
   EXPECT_EQ(GdbusErrorName(r.err), ErrorName("InvalidArgument")) << r.out << r.err;
@@ -129,15 +138,19 @@ TEST_F(MalformedArgsTest, WrongVariantTypesAreInvalidArgument) {
 
 TEST_F(MalformedArgsTest, WrongMethodSignaturesAreRefusedByTheBusLayer) {
   // dbus-send does not introspect: it sends what it is told.
-  auto r = DbusSend(address(), "/org/svmkey/KeyManager1 org.svmkey.KeyManager1.RekeyInternal uint32:5");
+  auto r =
+      DbusSend(address(), "/org/svmkey/KeyManager1 org.svmkey.KeyManager1.RekeyInternal uint32:5");
   EXPECT_NE(r.status, 0);
-  EXPECT_NE(r.err.find("Error org.freedesktop.DBus.Error.InvalidArgs"), std::string::npos) << r.out << r.err;
+  EXPECT_NE(r.err.find("Error org.freedesktop.DBus.Error.InvalidArgs"), std::string::npos)
+      << r.out << r.err;
   r = DbusSend(address(), "/org/svmkey/KeyManager1 org.svmkey.KeyManager1.GetJob int32:7 string:x");
   EXPECT_NE(r.err.find("org.freedesktop.DBus.Error.InvalidArgs"), std::string::npos) << r.err;
   r = DbusSend(address(), "/org/svmkey/KeyManager1 org.svmkey.KeyManager1.NoSuchMethod");
   EXPECT_NE(r.err.find("org.freedesktop.DBus.Error.UnknownMethod"), std::string::npos) << r.err;
-  r = Busctl(address(), "call org.svmkey.KeyManager1 /org/svmkey/KeyManager1 org.svmkey.KeyManager1 "
-                        "RekeyInternal s " + kSomeUuid);
+  r = Busctl(address(),
+             "call org.svmkey.KeyManager1 /org/svmkey/KeyManager1 org.svmkey.KeyManager1 "
+             "RekeyInternal s " +
+                 kSomeUuid);
   EXPECT_NE(r.status, 0);
   ExpectStillServing();
 }
@@ -161,7 +174,8 @@ TEST_F(MalformedArgsTest, MegabyteStringsGetBoundedErrors) {
       {"svm name", [&] { km().CreateSvm(mb, {}); }, "InvalidSvmName", 2621471},
       {"volume's svm", [&] { km().CreateVolume(mb, "v", {}); }, "InvalidSvmName", 2621471},
       {"option key", [&] { km().CreateSvm("vs-big", big_key); }, "UnexpectedArgument", 262179},
-      {"option value", [&] { km().UpdateBarbicanConfig(kSomeUuid, big_value); }, "InvalidValue", 262185},
+      {"option value", [&] { km().UpdateBarbicanConfig(kSomeUuid, big_value); }, "InvalidValue",
+       262185},
       {"directory", [&] { km().RegisterVolumeSet("vs1", "/" + mb, {}); }, "InvalidValue", 262185},
   };
   km().CreateSvm("vs1", {});
@@ -170,11 +184,14 @@ TEST_F(MalformedArgsTest, MegabyteStringsGetBoundedErrors) {
     const BusError e = CatchBusError(c.call);
     EXPECT_TRUE(IsSvmkeyError(e, c.name, c.code));
     EXPECT_LT(e.message.size(), 1024u) << "the error echoes the megabyte";
-    for (char ch : e.message) EXPECT_TRUE(ch >= 0x20 && ch < 0x7f) << "unprintable byte in the message";
+    for (char ch : e.message)
+      EXPECT_TRUE(ch >= 0x20 && ch < 0x7f) << "unprintable byte in the message";
   }
   // busctl with a megabyte argument (command line) works the same.
-  auto r = Busctl(address(), "call org.svmkey.KeyManager1 /org/svmkey/KeyManager1 org.svmkey.KeyManager1 "
-                             "CreateSvm 'sa{sv}' " + std::string(100000, 'b') + " 0");
+  auto r = Busctl(address(),
+                  "call org.svmkey.KeyManager1 /org/svmkey/KeyManager1 org.svmkey.KeyManager1 "
+                  "CreateSvm 'sa{sv}' " +
+                      std::string(100000, 'b') + " 0");
   EXPECT_NE(r.status, 0);
   EXPECT_NE(r.err.find("2621471: "), std::string::npos) << r.err.substr(0, 300);
   ExpectStillServing();

@@ -65,11 +65,13 @@ TEST_F(RekeyTimingTest, ThroughTheDaemonVersusEngineOnly) {
     ASSERT_EQ(State(j), "success") << Message(j) << DaemonLog();
     ASSERT_EQ(j.at("volumes_done").get<uint64_t>(), n);
     const double job_s =
-        static_cast<double>(j.at("end_time").get<int64_t>() - j.at("start_time").get<int64_t>()) / 1e6;
+        static_cast<double>(j.at("end_time").get<int64_t>() - j.at("start_time").get<int64_t>()) /
+        1e6;
     rows.push_back({n, create_s, register_s, rekey_s, job_s});
-    std::printf("[timing] N=%llu: volset create %.1f s, RegisterVolumeSet %.1f s, RekeyInternal -> "
-                "success %.2f s (%.0f volumes/s; job start->end %.2f s)\n",
-                static_cast<unsigned long long>(n), create_s, register_s, rekey_s, n / rekey_s, job_s);
+    std::printf(
+        "[timing] N=%llu: volset create %.1f s, RegisterVolumeSet %.1f s, RekeyInternal -> "
+        "success %.2f s (%.0f volumes/s; job start->end %.2f s)\n",
+        static_cast<unsigned long long>(n), create_s, register_s, rekey_s, n / rekey_s, job_s);
     std::fflush(stdout);
     // Free the disk before the next (bigger) set.
     auto r = Sh("rm -rf " + Quote(set));
@@ -83,16 +85,17 @@ TEST_F(RekeyTimingTest, ThroughTheDaemonVersusEngineOnly) {
               600s);
   ASSERT_EQ(r.status, 0) << r.out << r.err;
   const auto engine = EngineRates(ReadFile(work + "/bench.csv"));
-  std::printf("[timing] svmkey-bench (%.0f s incl. set creation):\n%s\n", Seconds(Clock::now() - t0),
-              r.out.c_str());
+  std::printf("[timing] svmkey-bench (%.0f s incl. set creation):\n%s\n",
+              Seconds(Clock::now() - t0), r.out.c_str());
   std::printf("[timing] %-8s %14s %14s %16s %8s\n", "N", "daemon s", "daemon vol/s", "engine vol/s",
               "ratio");
   for (const Row& row : rows) {
     const double daemon_rate = row.n / row.rekey_s;
     const double engine_rate = engine.count(row.n) ? engine.at(row.n) : 0;
     EXPECT_GT(engine_rate, 0) << "no engine figure for N=" << row.n;
-    std::printf("[timing] %-8llu %14.2f %14.0f %16.0f %8.2f\n", static_cast<unsigned long long>(row.n),
-                row.rekey_s, daemon_rate, engine_rate, engine_rate > 0 ? daemon_rate / engine_rate : 0.0);
+    std::printf("[timing] %-8llu %14.2f %14.0f %16.0f %8.2f\n",
+                static_cast<unsigned long long>(row.n), row.rekey_s, daemon_rate, engine_rate,
+                engine_rate > 0 ? daemon_rate / engine_rate : 0.0);
   }
   std::fflush(stdout);
 }

@@ -30,7 +30,8 @@ TEST_F(PolicyTest, UnprivilegedUserIsDeniedByTheBusPolicy) {
   auto r = Gdbus(address(), "org.svmkey.KeyManager1.CreateSvm", "evil \"{}\"", kUnprivUser);
   EXPECT_NE(r.status, 0);
   EXPECT_EQ(GdbusErrorName(r.err), "org.freedesktop.DBus.Error.AccessDenied") << r.out << r.err;
-  r = DbusSend(address(), "/org/svmkey/KeyManager1 org.svmkey.KeyManager1.GetJob string:x", kUnprivUser);
+  r = DbusSend(address(), "/org/svmkey/KeyManager1 org.svmkey.KeyManager1.GetJob string:x",
+               kUnprivUser);
   EXPECT_NE(r.err.find("Error org.freedesktop.DBus.Error.AccessDenied: Rejected send message"),
             std::string::npos)
       << r.out << r.err;
@@ -48,12 +49,13 @@ TEST_F(PolicyTest, UnprivilegedUserIsDeniedByTheBusPolicy) {
   r = Busctl(address(), std::string("get-property ") + kM + "Version", kUnprivUser);
   EXPECT_EQ(r.status, 0) << r.err;
   EXPECT_EQ(r.out.rfind("s \"", 0), 0u) << r.out;
-  r = Busctl(address(), "call org.svmkey.KeyManager1 /org/svmkey/KeyManager1 org.freedesktop.DBus.Peer Ping",
+  r = Busctl(address(),
+             "call org.svmkey.KeyManager1 /org/svmkey/KeyManager1 org.freedesktop.DBus.Peer Ping",
              kUnprivUser);
   EXPECT_EQ(r.status, 0) << r.err;
   // Only root may own the name.
-  r = Sh("runuser -u " + std::string(kUnprivUser) + " -- env DBUS_SYSTEM_BUS_ADDRESS=" + Quote(address()) +
-          " " + Quote(SvmkeydPath()) + " --state-dir=/nonexistent/x 2>&1");
+  r = Sh("runuser -u " + std::string(kUnprivUser) + " -- env DBUS_SYSTEM_BUS_ADDRESS=" +
+         Quote(address()) + " " + Quote(SvmkeydPath()) + " --state-dir=/nonexistent/x 2>&1");
   EXPECT_NE(r.status, 0);
 }
 
@@ -67,13 +69,14 @@ TEST_F(PolicyTest, MemberOfGroupSvmkeyMayCall) {
   // The group counts as the kernel reports it for the caller (SO_PEERGROUPS), not
   // /etc/group: the unprivileged user with the svmkey gid added by setpriv may call ...
   r = Sh("setpriv --reuid=" + std::to_string(users_.unpriv_uid) + " --regid=" +
-          std::to_string(users_.unpriv_gid) + " --groups=" + std::to_string(users_.svmkey_gid) +
-          " -- busctl --address=" + Quote(address()) + " call " + kM + "ListSvms 'a{sv}' 0");
+         std::to_string(users_.unpriv_gid) + " --groups=" + std::to_string(users_.svmkey_gid) +
+         " -- busctl --address=" + Quote(address()) + " call " + kM + "ListSvms 'a{sv}' 0");
   EXPECT_EQ(r.status, 0) << r.err;
   // ... and the operator without its groups may not.
-  r = Sh("setpriv --reuid=" + std::to_string(users_.operator_uid) + " --regid=" +
-          std::to_string(users_.operator_gid) + " --clear-groups -- busctl --address=" + Quote(address()) +
-          " call " + kM + "ListSvms 'a{sv}' 0");
+  r = Sh("setpriv --reuid=" + std::to_string(users_.operator_uid) +
+         " --regid=" + std::to_string(users_.operator_gid) +
+         " --clear-groups -- busctl --address=" + Quote(address()) + " call " + kM +
+         "ListSvms 'a{sv}' 0");
   EXPECT_NE(r.status, 0);
   EXPECT_NE(r.err.find("Access denied"), std::string::npos) << r.err;
 }
@@ -91,8 +94,10 @@ class PermissiveBusTest : public LocalDaemonTest {
 TEST_F(PermissiveBusTest, DaemonRefusesUnprivilegedCallersItself) {
   for (const std::string& method_args :
        {std::string("org.svmkey.KeyManager1.CreateSvm evil \"{}\""),
-        std::string("org.svmkey.KeyManager1.RekeyInternal \"'1b4e28ba-2fa1-11d2-883f-0016d3cca427'\" 0 false"),
-        std::string("org.svmkey.KeyManager1.EnableKeyStore \"'1b4e28ba-2fa1-11d2-883f-0016d3cca427'\"")}) {
+        std::string("org.svmkey.KeyManager1.RekeyInternal "
+                    "\"'1b4e28ba-2fa1-11d2-883f-0016d3cca427'\" 0 false"),
+        std::string(
+            "org.svmkey.KeyManager1.EnableKeyStore \"'1b4e28ba-2fa1-11d2-883f-0016d3cca427'\"")}) {
     SCOPED_TRACE(method_args);
     const std::string method = method_args.substr(0, method_args.find(' '));
     const std::string args = method_args.substr(method_args.find(' ') + 1);
@@ -108,14 +113,15 @@ TEST_F(PermissiveBusTest, DaemonRefusesUnprivilegedCallersItself) {
   // Reads are not mutating: allowed.
   auto r = Gdbus(address(), "org.svmkey.KeyManager1.ListSvms", "\"{}\"", kUnprivUser);
   EXPECT_EQ(r.status, 0) << r.err;
-  // The daemon asks the bus for the caller's groups: the svmkey gid (real user or setpriv) is enough.
+  // The daemon asks the bus for the caller's groups: the svmkey gid (real user or setpriv) is
+  // enough.
   r = Gdbus(address(), "org.svmkey.KeyManager1.CreateSvm", "opsvm \"{}\"", kOperatorUser);
   EXPECT_EQ(r.status, 0) << r.err;
   r = Sh("setpriv --reuid=" + std::to_string(users_.unpriv_uid) + " --regid=" +
-          std::to_string(users_.unpriv_gid) + " --groups=" + std::to_string(users_.svmkey_gid) +
-          " -- gdbus call --address " + Quote(address()) +
-          " --dest org.svmkey.KeyManager1 --object-path /org/svmkey/KeyManager1"
-          " --method org.svmkey.KeyManager1.CreateSvm grpsvm \"{}\"");
+         std::to_string(users_.unpriv_gid) + " --groups=" + std::to_string(users_.svmkey_gid) +
+         " -- gdbus call --address " + Quote(address()) +
+         " --dest org.svmkey.KeyManager1 --object-path /org/svmkey/KeyManager1"
+         " --method org.svmkey.KeyManager1.CreateSvm grpsvm \"{}\"");
   EXPECT_EQ(r.status, 0) << r.err;
   EXPECT_EQ(km().ListSvms({}).size(), 2u);
 }
@@ -128,10 +134,14 @@ std::string Dump(const std::vector<VariantMap>& maps) {
     for (const auto& [k, v] : m) {
       out << k << "=";
       const std::string t = v.peekValueType();
-      if (t == "s") out << v.get<std::string>();
-      else if (t == "b") out << v.get<bool>();
-      else if (t == "u") out << v.get<uint32_t>();
-      else out << "<" << t << ">";
+      if (t == "s")
+        out << v.get<std::string>();
+      else if (t == "b")
+        out << v.get<bool>();
+      else if (t == "u")
+        out << v.get<uint32_t>();
+      else
+        out << "<" << t << ">";
       out << "\n";
     }
   }
@@ -149,7 +159,8 @@ TEST_F(SecretsTest, SecretsNeverComeBack) {
   VariantMap c;
   c["svm"] = Variant(std::string("vs1"));
   c["name"] = Variant(std::string("k"));
-  c["key_id"] = Variant(std::string("https://127.0.0.1:1/v1/secrets/0b8a3f0e-6c9b-4e54-a0c6-2a3d1f0e9b11"));
+  c["key_id"] =
+      Variant(std::string("https://127.0.0.1:1/v1/secrets/0b8a3f0e-6c9b-4e54-a0c6-2a3d1f0e9b11"));
   c["keystone_url"] = Variant(std::string("https://127.0.0.1:1/v3"));
   c["application_cred_id"] = Variant(std::string("cred-id"));
   c["application_cred_secret_file"] = Variant(secret_file);
@@ -160,8 +171,8 @@ TEST_F(SecretsTest, SecretsNeverComeBack) {
   c["timeout"] = Variant(uint32_t{2});
   const std::string config = km().CreateBarbicanConfig(c);
 
-  std::string all = Dump({km().GetBarbicanConfig(config, {})}) + Dump(km().ListBarbicanConfigs({})) +
-                    Dump(km().ListKeyStores({}));
+  std::string all = Dump({km().GetBarbicanConfig(config, {})}) +
+                    Dump(km().ListBarbicanConfigs({})) + Dump(km().ListKeyStores({}));
   EXPECT_NE(all.find("cred-id"), std::string::npos) << all;  // the dump does show fields
   EXPECT_NE(all.find("proxy-user"), std::string::npos) << all;
   // The reachability check logs in with the secret (and fails: nothing listens on port 1).
@@ -175,7 +186,8 @@ TEST_F(SecretsTest, SecretsNeverComeBack) {
   EXPECT_FALSE(e.name.empty());
   all += e.message;
   // busctl -j of the same calls.
-  auto r = Busctl(address(), std::string("-j call ") + kM + "GetBarbicanConfig 'sa{sv}' " + config + " 0");
+  auto r = Busctl(address(),
+                  std::string("-j call ") + kM + "GetBarbicanConfig 'sa{sv}' " + config + " 0");
   EXPECT_EQ(r.status, 0) << r.err;
   all += r.out;
   r = Busctl(address(), std::string("-j call ") + kM + "ListBarbicanConfigs 'a{sv}' 0");
@@ -190,7 +202,8 @@ TEST_F(SecretsTest, SecretsNeverComeBack) {
   for (const char* f : {"/rdb.sqlite", "/rdb.sqlite-wal"}) {
     const std::string bytes = ReadFile(daemon().state_dir() + f);
     EXPECT_EQ(bytes.find(secret), std::string::npos) << f << " holds the secret in the clear";
-    EXPECT_EQ(bytes.find(proxy_pw), std::string::npos) << f << " holds the proxy password in the clear";
+    EXPECT_EQ(bytes.find(proxy_pw), std::string::npos)
+        << f << " holds the proxy password in the clear";
   }
   EXPECT_NE(ReadFile(daemon().state_dir() + "/rdb.sqlite").find("cred-id"), std::string::npos)
       << "the search above would not have found anything";
@@ -203,15 +216,17 @@ class DumpableTest : public LocalDaemonTest {
  protected:
   bool StartDaemonInSetUp() override { return false; }
   std::string ExtraPolicy() override {
-    return std::string("  <policy context=\"mandatory\">\n"
-           "    <allow own=\"org.svmkey.KeyManager1\"/>\n"
-           "  </policy>\n");
+    return std::string(
+        "  <policy context=\"mandatory\">\n"
+        "    <allow own=\"org.svmkey.KeyManager1\"/>\n"
+        "  </policy>\n");
   }
 };
 
 TEST_F(DumpableTest, DaemonIsNotDumpable) {
   daemon_->options().prefix = {"/usr/bin/setpriv", "--reuid=" + std::to_string(users_.unpriv_uid),
-                               "--regid=" + std::to_string(users_.unpriv_gid), "--clear-groups", "--"};
+                               "--regid=" + std::to_string(users_.unpriv_gid), "--clear-groups",
+                               "--"};
   for (const auto& d : {daemon().state_dir(), daemon().volume_root()}) {
     ASSERT_EQ(::chown(d.c_str(), users_.unpriv_uid, users_.unpriv_gid), 0);
   }
@@ -221,20 +236,22 @@ TEST_F(DumpableTest, DaemonIsNotDumpable) {
   const std::string proc = "/proc/" + std::to_string(daemon().pid());
   // It really runs as the user ...
   const std::string status = ReadFile(proc + "/status");
-  EXPECT_NE(status.find("Uid:\t" + std::to_string(users_.unpriv_uid) + "\t"), std::string::npos) << status;
+  EXPECT_NE(status.find("Uid:\t" + std::to_string(users_.unpriv_uid) + "\t"), std::string::npos)
+      << status;
   // ... yet its /proc files are root's (task_dump_owner of a non-dumpable task).
   struct stat st {};
   ASSERT_EQ(::stat((proc + "/environ").c_str(), &st), 0);
-  EXPECT_EQ(st.st_uid, 0u) << "svmkeyd is dumpable: /proc/<pid>/environ belongs to uid " << st.st_uid;
+  EXPECT_EQ(st.st_uid, 0u) << "svmkeyd is dumpable: /proc/<pid>/environ belongs to uid "
+                           << st.st_uid;
   auto r = Sh("runuser -u " + std::string(kUnprivUser) + " -- cat " + proc + "/environ");
   EXPECT_NE(r.status, 0) << "the user could read the daemon's environment";
   EXPECT_NE(r.err.find("Permission denied"), std::string::npos) << r.err;
   // The control: a dumpable process of the same user.
   Child control;
-  ASSERT_TRUE(control.Spawn({"/usr/bin/setpriv", "--reuid=" + std::to_string(users_.unpriv_uid),
-                             "--regid=" + std::to_string(users_.unpriv_gid), "--clear-groups", "--",
-                             "/bin/sleep", "30"},
-                            {}, dir_->path() + "/control.log"));
+  ASSERT_TRUE(control.Spawn(
+      {"/usr/bin/setpriv", "--reuid=" + std::to_string(users_.unpriv_uid),
+       "--regid=" + std::to_string(users_.unpriv_gid), "--clear-groups", "--", "/bin/sleep", "30"},
+      {}, dir_->path() + "/control.log"));
   const std::string cproc = "/proc/" + std::to_string(control.pid());
   for (int i = 0; i < 100 && ReadFile(cproc + "/cmdline").find("sleep") == std::string::npos; ++i) {
     usleep(10000);

@@ -20,7 +20,8 @@ std::string UnitCopy(const std::string& dir, const std::string& edit_from = "",
                      const std::string& edit_to = "") {
   std::string unit = ReadFile(SVMKEYD_UNIT_PATH);
   EXPECT_FALSE(unit.empty()) << SVMKEYD_UNIT_PATH << " is missing";
-  unit = std::regex_replace(unit, std::regex("ExecStart=[^ \n]*svmkeyd"), "ExecStart=" + SvmkeydPath());
+  unit = std::regex_replace(unit, std::regex("ExecStart=[^ \n]*svmkeyd"),
+                            "ExecStart=" + SvmkeydPath());
   if (!edit_from.empty()) {
     const size_t p = unit.find(edit_from);
     EXPECT_NE(p, std::string::npos) << edit_from;
@@ -41,7 +42,8 @@ TEST(SystemdUnitTest, VerifyHasEmptyStderr) {
   EXPECT_EQ(r.out, "");
   // The check has teeth: a misspelt value and an unknown key leave rc 0 but show on stderr.
   TempDir bad;
-  const std::string broken = UnitCopy(bad.path(), "ProtectSystem=strict", "ProtectSystem=strickt\nLockPersonalty=yes");
+  const std::string broken =
+      UnitCopy(bad.path(), "ProtectSystem=strict", "ProtectSystem=strickt\nLockPersonalty=yes");
   r = Sh("systemd-analyze verify --man=no " + Quote(broken));
   EXPECT_NE(r.err.find("strickt"), std::string::npos) << r.err;
   EXPECT_NE(r.err.find("LockPersonalty"), std::string::npos) << r.err;
@@ -52,7 +54,8 @@ TEST(SystemdUnitTest, SecurityExposureAtMostTwo) {
   const std::string unit = UnitCopy(dir.path());
   auto r = Sh("systemd-analyze security --offline=true --no-pager " + Quote(unit));
   std::smatch m;
-  ASSERT_TRUE(std::regex_search(r.out, m, std::regex("Overall exposure level for svmkeyd\\.service: ([0-9]+\\.[0-9])")))
+  ASSERT_TRUE(std::regex_search(
+      r.out, m, std::regex("Overall exposure level for svmkeyd\\.service: ([0-9]+\\.[0-9])")))
       << r.out << r.err;
   const double score = std::stod(m[1]);
   std::printf("[systemd] systemd-analyze security --offline=true: %.1f\n", score);
@@ -64,9 +67,10 @@ TEST(SystemdUnitTest, SecurityExposureAtMostTwo) {
 
 TEST(SystemdUnitTest, UnitHasTheContractSettings) {
   const std::string unit = ReadFile(SVMKEYD_UNIT_PATH);
-  for (const char* line : {"Type=notify\n", "BusName=org.svmkey.KeyManager1\n", "NotifyAccess=main\n",
-                           "StateDirectory=svmkey\n", "ProtectSystem=strict\n", "NoNewPrivileges=yes\n",
-                           "MemoryDenyWriteExecute=yes\n", "SystemCallFilter=@system-service\n"}) {
+  for (const char* line :
+       {"Type=notify\n", "BusName=org.svmkey.KeyManager1\n", "NotifyAccess=main\n",
+        "StateDirectory=svmkey\n", "ProtectSystem=strict\n", "NoNewPrivileges=yes\n",
+        "MemoryDenyWriteExecute=yes\n", "SystemCallFilter=@system-service\n"}) {
     EXPECT_NE(unit.find(line), std::string::npos) << "missing " << line;
   }
   EXPECT_NE(unit.find("WatchdogSec="), std::string::npos);
@@ -84,8 +88,9 @@ class NotifyTest : public LocalDaemonTest {
 
 TEST_F(NotifyTest, ReadyStatusWatchdogStopping) {
   // SetUp returned on READY=1: the name must be owned already, and a call must work.
-  auto r = Busctl(address(), "call org.freedesktop.DBus /org/freedesktop/DBus org.freedesktop.DBus "
-                             "NameHasOwner s org.svmkey.KeyManager1");
+  auto r = Busctl(address(),
+                  "call org.freedesktop.DBus /org/freedesktop/DBus org.freedesktop.DBus "
+                  "NameHasOwner s org.svmkey.KeyManager1");
   EXPECT_EQ(r.out, "b true\n") << r.err;
   EXPECT_EQ(km().Version(), "0.1.0");
   const auto msgs = daemon().notify().Messages();
@@ -100,7 +105,8 @@ TEST_F(NotifyTest, ReadyStatusWatchdogStopping) {
   // Watchdog pings at about WATCHDOG_USEC/2 = 100 ms: several within a second.
   std::this_thread::sleep_for(1s);
   int pings = 0;
-  for (const auto& m : daemon().notify().Messages()) pings += m.find("WATCHDOG=1") != std::string::npos;
+  for (const auto& m : daemon().notify().Messages())
+    pings += m.find("WATCHDOG=1") != std::string::npos;
   EXPECT_GE(pings, 4) << "too few WATCHDOG=1 in a second";
   EXPECT_LE(pings, 30);
   // SIGTERM: STOPPING=1 and exit 0.
@@ -125,14 +131,15 @@ TEST_F(NotifyTest, ReadyOnlyAfterTheNameIsOwnedEveryTime) {
   daemon().options().extra_env = {};
   ASSERT_TRUE(daemon().Start());
   std::this_thread::sleep_for(500ms);
-  for (const auto& m : daemon().notify().Messages()) EXPECT_EQ(m.find("WATCHDOG=1"), std::string::npos);
+  for (const auto& m : daemon().notify().Messages())
+    EXPECT_EQ(m.find("WATCHDOG=1"), std::string::npos);
 }
 
 TEST(SystemdInstallTest, MesonInstallPlacesUnitPolicyAndActivation) {
   TempDir dest;
   auto r = Sh("meson install --no-rebuild --quiet -C " + Quote(BuildRoot()) + " --destdir " +
-                   Quote(dest.path()),
-               300s);
+                  Quote(dest.path()),
+              300s);
   ASSERT_EQ(r.status, 0) << r.out << r.err;
   std::string unit, policy, activation, binary;
   for (const auto& e : std::filesystem::recursive_directory_iterator(dest.path())) {
