@@ -766,12 +766,16 @@ std::vector<VariantMap> KeyManager::ListJobs(const VariantMap& filter) {
     if (!f.state) Throw(ErrorCode::kInvalidValue, "state must be queued, running, paused, success or failure");
   }
   if (auto s = o.String("svm", 255)) f.svm = ResolveSvm(*s);
-  f.limit = o.Unsigned("limit", 1, 10000).value_or(100);
+  const size_t limit = o.Unsigned("limit", 1, 10000).value_or(100);
   o.Finish();
+  // The table lists oldest first; jobs are few (pruned after the retention period), so
+  // take them all and answer the newest `limit`.
   table::JobTable jobs(rdb_);
   auto rows = Check(jobs.List(f));
   std::vector<VariantMap> out;
-  for (auto it = rows.rbegin(); it != rows.rend(); ++it) out.push_back(GetJob(it->uuid.ToString()));
+  for (auto it = rows.rbegin(); it != rows.rend() && out.size() < limit; ++it) {
+    out.push_back(GetJob(it->uuid.ToString()));
+  }
   return out;
 }
 
