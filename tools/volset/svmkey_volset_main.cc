@@ -8,6 +8,7 @@
 #include <cerrno>
 #include <algorithm>
 #include <chrono>
+#include <filesystem>
 #include <cstdio>
 #include <string>
 
@@ -60,9 +61,9 @@ int RunCreate(const CreateArgs& args) {
   if (!args.kek_file.empty()) {
     kek = ImportKekFile(**table, args.kek_file);
   } else {
-    if (::mkdir(args.dir.c_str(), 0755) != 0 && errno != EEXIST) {
-      return Fail(Status(ErrorCode::kUnexpectedException, "mkdir " + args.dir));
-    }
+    std::error_code ec;
+    std::filesystem::create_directories(args.dir, ec);
+    if (ec) return Fail(Status(ErrorCode::kUnexpectedException, "mkdir " + args.dir + ": " + ec.message()));
     const std::string path = args.dir + "/" + std::string(kKekFileName);
     kek = GenerateKekFile(**table, path, /*replace=*/false);
     if (kek.ok()) std::printf("generated SVM-KEK file %s (mode 0600)\n", path.c_str());
