@@ -108,7 +108,9 @@ TEST_P(VolumeSetTest, FilesSitInSubdirectoriesWithTheManifestsIdentities) {
     EXPECT_EQ(refs[i].path, set_ + "/" + RelativeVolumePath(refs[i].id.volume));
     EXPECT_EQ(refs[i].id.dsid, 1 + i);  // first_dsid 1, in order
     // Within a create batch (64 here) the manifest is grouped by subdirectory.
-    if (i % 64 != 0) EXPECT_LT(refs[i - 1].path, refs[i].path) << i;
+    if (i % 64 != 0) {
+      EXPECT_LT(refs[i - 1].path, refs[i].path) << i;
+    }
     std::ifstream in(refs[i].path, std::ios::binary);
     std::vector<uint8_t> bytes((std::istreambuf_iterator<char>(in)), {});
     ASSERT_EQ(bytes.size(), kMetadataFileSize);
