@@ -100,12 +100,21 @@ JobOutcome RunRekey(JobContext& ctx, KeyService& keys, const JobSettings& settin
   auto active = keks.GetActive(svm);
   if (!active.ok()) return Finish(active.status());
   const uint64_t g = active->generation;
+  // A resumed job (or a rerun) finds the pending g+1 stored and the key store in
+  // svm_kek_rekey already: a failure before the rewrap must then also go through
+  // RecordRekeyFailure, or the key store stays in svm_kek_rekey with no job running and
+  // every rerun is refused with 8 (found by tests/reliability: a restart while Barbican
+  // was unreachable).
+  const bool had_pending = keks.GetPending(svm).ok();
+  auto fail_early = [&](const Status& status) {
+    return had_pending ? FailAfterPending(ctx, req.config, status) : Finish(status);
+  };
 
   // Phase 2: fetch the external key, unwrap the current SVM-KEK (g).
   s = ctx.SetPhase(table::kPhaseUnwrapCurrent, "unwrapping SVM-KEK generation " + std::to_string(g));
-  if (!s.ok()) return Finish(s);
+  if (!s.ok()) return fail_early(s);
   auto old_kek = keys.OpenSvmKek(ctx.rdb(), req.config, *active);
-  if (!old_kek.ok()) return Finish(old_kek.status());
+  if (!old_kek.ok()) return fail_early(old_kek.status());
   struct Release {
     KeyTable& kt;
     KeyHandle h;
@@ -121,17 +130,17 @@ JobOutcome RunRekey(JobContext& ctx, KeyService& keys, const JobSettings& settin
   auto pending = keks.GetPending(svm);
   if (pending.ok()) {
     if (pending->generation != g + 1) {
-      return Finish(Status(ErrorCode::kSvmKekUnwrapFailed,
+      return fail_early(Status(ErrorCode::kSvmKekUnwrapFailed,
                          "pending SVM-KEK generation " + std::to_string(pending->generation) +
                              " does not follow active generation " + std::to_string(g)));
     }
     auto opened = keys.OpenSvmKek(ctx.rdb(), req.config, *pending);
-    if (!opened.ok()) return Finish(opened.status());
+    if (!opened.ok()) return fail_early(opened.status());
     new_kek = *opened;
     s = keks.AdoptPending(svm, req.config, ctx.uuid());
     if (!s.ok()) {
       kt.Release(new_kek).IgnoreError();
-      return Finish(s);
+      return fail_early(s);
     }
     LogInfo("job " + ctx.uuid().ToString() + ": adopted pending SVM-KEK generation " +
             std::to_string(g + 1));
