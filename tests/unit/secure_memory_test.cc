@@ -35,7 +35,13 @@ TEST(SecureBufferTest, IsZeroedLockedAndNotDumpable) {
   for (size_t i = 0; i < buf->size(); ++i) ASSERT_EQ(buf->data()[i], 0);
   const std::string flags = VmFlagsOf(buf->data());
   ASSERT_FALSE(flags.empty());
+#if defined(__SANITIZE_ADDRESS__)
+  // AddressSanitizer replaces mlock(2) with a no-op, so an ASan build cannot show locked
+  // pages; the regular build (the same test, suite unit) checks them.
+  EXPECT_EQ(flags.find(" lo"), std::string::npos) << "ASan stopped ignoring mlock: " << flags;
+#else
   EXPECT_NE(flags.find(" lo"), std::string::npos) << flags;  // mlock'ed
+#endif
   EXPECT_NE(flags.find(" dd"), std::string::npos) << flags;  // MADV_DONTDUMP
 }
 

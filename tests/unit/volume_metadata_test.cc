@@ -187,7 +187,7 @@ TEST(VolumeMetadataTest, WrongSizesAndRandomBytesGiveCodes) {
   for (size_t size : {size_t{0}, size_t{1}, size_t{511}, size_t{512}, size_t{1535}, size_t{4095},
                       size_t{4097}, size_t{8192}}) {
     std::vector<uint8_t> file(size, 0);
-    std::memcpy(file.data(), good.data(), std::min(size, good.size()));
+    if (size > 0) std::memcpy(file.data(), good.data(), std::min(size, good.size()));
     auto meta = DecodeMetadataFile(file);
     ASSERT_FALSE(meta.ok()) << size;
     EXPECT_EQ(meta.status().code(), ErrorCode::kInvalidEncryptionBlob) << size;
