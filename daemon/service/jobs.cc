@@ -2,6 +2,8 @@
 
 #include <fcntl.h>
 
+#include <thread>
+
 #include <nlohmann/json.hpp>
 
 #include "daemon/core/log.h"
@@ -226,6 +228,9 @@ JobOutcome RunRekey(JobContext& ctx, KeyService& keys, const JobSettings& settin
     if (!u.ok()) {
       table_error = u;
       return false;
+    }
+    if (settings.batch_pause.count() > 0 && !ctx.stop_requested()) {
+      std::this_thread::sleep_for(settings.batch_pause);
     }
     return !ctx.stop_requested();
   });

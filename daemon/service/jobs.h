@@ -6,6 +6,7 @@
 // the volumes already rewrapped.
 #pragma once
 
+#include <chrono>
 #include <string>
 
 #include "daemon/service/job_manager.h"
@@ -17,6 +18,9 @@ namespace svmkey::daemon {
 struct JobSettings {
   IoMode io_mode = IoMode::kAuto;
   size_t batch_size = 4096;
+  // Pause after every rewrap batch: throttles a rekey's I/O on a busy system (and lets
+  // tests hold a job in its rewrap phase). 0 = none.
+  std::chrono::milliseconds batch_pause{0};
 };
 
 enum class JobKind { kRekeyInternal, kRestore, kVerify };

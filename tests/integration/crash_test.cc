@@ -18,6 +18,9 @@ class CrashTest : public DaemonTest {
   DaemonOptions Options() override {
     DaemonOptions o;
     o.batch_size = 128;
+    // A short pause after each of the ~156 batches keeps the rewrap phase at least
+    // ~0.5 s long on any machine, so "midway" can be observed.
+    o.extra_args = {"--rewrap-pause-ms=3"};
     return o;
   }
 

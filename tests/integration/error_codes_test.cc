@@ -153,6 +153,9 @@ class ErrorCodesBusyTest : public ErrorCodesTest {
   DaemonOptions Options() override {
     DaemonOptions o;
     o.batch_size = 16;  // a long rekey: many batch boundaries
+    // ...and a pause after each (625 batches x 5 ms >= 3 s), so the rekey outlasts the
+    // checks below and a 1 s return_timeout however fast the machine is.
+    o.extra_args = {"--rewrap-pause-ms=5"};
     return o;
   }
 };

@@ -88,6 +88,11 @@ TEST_F(ConcurrencyTest, ParallelRekeysOfDifferentSvms) {
 }
 
 TEST_F(ConcurrencyTest, BusCallsFromSeveralClientsDuringARekey) {
+  // 59 batches of 256 with a 50 ms pause after each: the rewrap phase lasts about 3 s
+  // however fast the machine is, so the clients below see it.
+  daemon().options().extra_args = {"--rewrap-pause-ms=50"};
+  ASSERT_EQ(daemon().Stop(SIGTERM), 0) << DaemonLog();
+  StartDaemonAgain();
   Svm big = MakeSvm("busy", 15000);
   SetUpSvm("other");
   ASSERT_FALSE(HasFailure());
