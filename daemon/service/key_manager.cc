@@ -383,11 +383,16 @@ void KeyManager::GetBarbicanConfig(sdbus::Result<VariantMap>&& result, std::stri
   });
 }
 
-std::vector<VariantMap> KeyManager::ListBarbicanConfigs(const VariantMap& filter) {
+std::optional<Uuid> KeyManager::SvmFilter(const VariantMap& filter) {
   OptionReader o(filter);
   std::optional<Uuid> svm;
   if (auto s = o.String("svm", 255)) svm = ResolveSvm(*s);
   o.Finish();
+  return svm;
+}
+
+std::vector<VariantMap> KeyManager::ListBarbicanConfigs(const VariantMap& filter) {
+  const std::optional<Uuid> svm = SvmFilter(filter);
   table::KeyStoreTable stores(rdb_);
   std::vector<VariantMap> out;
   for (const auto& row : Check(stores.ListBarbicanConfigs(svm))) {
@@ -488,10 +493,7 @@ void KeyManager::DeleteKeyStore(sdbus::Result<>&& result, std::string uuid) {
 }
 
 std::vector<VariantMap> KeyManager::ListKeyStores(const VariantMap& filter) {
-  OptionReader o(filter);
-  std::optional<Uuid> svm;
-  if (auto s = o.String("svm", 255)) svm = ResolveSvm(*s);
-  o.Finish();
+  const std::optional<Uuid> svm = SvmFilter(filter);
   table::KeyStoreTable stores(rdb_);
   std::vector<VariantMap> out;
   for (const auto& row : Check(stores.ListKeyStores(svm))) {

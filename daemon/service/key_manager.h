@@ -73,6 +73,8 @@ class KeyManager final : public sdbus::AdaptorInterfaces<org::svmkey::KeyManager
   };
   Caller Authorize();
   Uuid ResolveSvm(const std::string& svm_text);
+  // The optional "svm" key (name or uuid) of a List* filter; other keys are refused.
+  std::optional<Uuid> SvmFilter(const VariantMap& filter);
   // Creates the job row (refused with 8 when the SVM already has one) and runs it;
   // replies per the return_timeout contract.
   void StartJob(const JobRequest& request, uint32_t return_timeout,

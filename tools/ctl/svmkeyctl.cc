@@ -417,34 +417,29 @@ int Run(int argc, char** argv) {
   auto* keystore = app.add_subcommand("keystore", "Key stores (security key-manager keystore)");
   keystore->require_subcommand(1);
   keystore->fallthrough();
-  {
-    auto* s = keystore->add_subcommand("enable", "Enable a configuration, or switch the SVM to it (rewraps the SVM-KEK).\n"
-        "Example: svmkeyctl keystore enable --svm vs1 --config-name cfg1");
+  // enable and delete: a call on one named configuration.
+  auto keystore_call = [&](const char* verb, const char* help, const char* method,
+                           const char* done) {
+    auto* s = keystore->add_subcommand(verb, help);
     add_config(s);
-    s->callback([&] {
-      action = [&] {
+    s->callback([&, method, done] {
+      action = [&, method, done] {
         Client c;
         if (uuid.empty() && name.empty()) Die("give --uuid or --svm with --config-name", 2);
         const std::string id = ResolveConfig(c, uuid, svm, name);
-        c.Call<>("EnableKeyStore", id);
-        if (!g.json) std::cout << "Enabled key store " << id << "\n";
+        c.Call<>(method, id);
+        if (!g.json) std::cout << done << " key store " << id << "\n";
       };
     });
-  }
-  {
-    auto* s = keystore->add_subcommand("delete", "Delete an inactive configuration.\n"
-        "Example: svmkeyctl keystore delete --svm vs1 --config-name old");
-    add_config(s);
-    s->callback([&] {
-      action = [&] {
-        Client c;
-        if (uuid.empty() && name.empty()) Die("give --uuid or --svm with --config-name", 2);
-        const std::string id = ResolveConfig(c, uuid, svm, name);
-        c.Call<>("DeleteKeyStore", id);
-        if (!g.json) std::cout << "Deleted key store " << id << "\n";
-      };
-    });
-  }
+  };
+  keystore_call("enable",
+                "Enable a configuration, or switch the SVM to it (rewraps the SVM-KEK).\n"
+                "Example: svmkeyctl keystore enable --svm vs1 --config-name cfg1",
+                "EnableKeyStore", "Enabled");
+  keystore_call("delete",
+                "Delete an inactive configuration.\n"
+                "Example: svmkeyctl keystore delete --svm vs1 --config-name old",
+                "DeleteKeyStore", "Deleted");
   {
     auto* s = keystore->add_subcommand("show", "List key stores.\nExample: svmkeyctl keystore show --svm vs1");
     add_svm(s, false);
