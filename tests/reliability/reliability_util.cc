@@ -173,12 +173,14 @@ std::string KillSwitch::fired_on() {
 namespace {
 
 std::string Hex(const std::string& s, bool upper) {
-  static const char* lo = "0123456789abcdef";
-  static const char* up = "0123456789ABCDEF";
+  // Written with / and % on purpose: g++ 12 with -fsanitize=undefined miscompiled the
+  // earlier `(upper ? up : lo)[c >> 4]` (static local pointers) into wrong high digits,
+  // so the ASan+UBSan build searched for the wrong hex strings.
+  const char* digits = upper ? "0123456789ABCDEF" : "0123456789abcdef";
   std::string out;
   for (unsigned char c : s) {
-    out.push_back((upper ? up : lo)[c >> 4]);
-    out.push_back((upper ? up : lo)[c & 15]);
+    out.push_back(digits[c / 16]);
+    out.push_back(digits[c % 16]);
   }
   return out;
 }
