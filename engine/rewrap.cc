@@ -380,16 +380,17 @@ class RewrapRun {
     return Status::Ok();
   }
 
-  int FirstWrittenFd(size_t n) const {
-    for (size_t i = 0; i < n; ++i) {
-      if (state_[i].written) return state_[i].fd;
-    }
-    return -1;
-  }
-
   // One syncfs per file system touched by the batch (normally exactly one: the volume
-  // metadata root). Files in the same directory share a file system, so fstat is
+  // metadata root). Files in the same directory share a file system, so a stat is
   // needed only when the directory changes from one written volume to the next.
+  //
+  // The stat is by path (the one the volume was opened by, relative to the same
+  // AT_FDCWD), not fstat on the descriptor: under io_uring the descriptor was opened and
+  // will be closed by the ring, and a libc call on it is the one use of a ring-owned fd
+  // outside the ring. ThreadSanitizer sees that fstat but not the ring's close, and so
+  // reported the fd number's later reuse by another thread's sync I/O as a race (the
+  // TSan run of the concurrency test, CI of d3730f4). Same device either way: the path
+  // names the file just written, in a volume root only root can rename in.
   Status SyncFileSystems(size_t n) {
     sync_fds_.clear();
     std::string_view last_dir;
@@ -401,12 +402,16 @@ class RewrapRun {
       last_dir = dir;
       have_last = true;
       struct stat st;
-      if (::fstat(state_[i].fd, &st) != 0) continue;  // cannot fail on an open fd
+      if (::stat(refs_[i].path.c_str(), &st) != 0) {
+        // Renamed away mid-batch: its file system is unknown, so it gets its own syncfs
+        // (a second syncfs of one file system costs little; a missing one loses data).
+        sync_fds_.emplace_back(static_cast<dev_t>(-1), state_[i].fd);
+        continue;
+      }
       const bool seen = std::any_of(sync_fds_.begin(), sync_fds_.end(),
                                     [&](const auto& p) { return p.first == st.st_dev; });
       if (!seen) sync_fds_.emplace_back(st.st_dev, state_[i].fd);
     }
-    if (sync_fds_.empty()) sync_fds_.emplace_back(0, FirstWrittenFd(n));
     int failed = 0;
     for (const auto& [dev, fd] : sync_fds_) {
       const int rc = io_.SyncFs(fd);

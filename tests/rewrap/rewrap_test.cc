@@ -4,6 +4,9 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <sys/stat.h>
+
+#include <algorithm>
 #include <cstring>
 
 #include "engine/fault_injecting_file_io.h"
@@ -12,7 +15,10 @@
 namespace svmkey {
 namespace {
 
+using testing::ReadWholeFile;
+using testing::TempDir;
 using testing::VolumeSet;
+using testing::WriteWholeFile;
 
 class RewrapTest : public ::testing::TestWithParam<IoMode> {
  protected:
@@ -321,6 +327,41 @@ TEST_P(RewrapTest, FailedSyncFsFailsTheWholeBatch) {
   ASSERT_TRUE(rerun.ok());
   EXPECT_EQ(rerun->rewrapped + rerun->already_current, 30u);
   EXPECT_EQ(rerun->failed, 0u);
+}
+
+// A batch whose volumes live on two file systems gets a syncfs on each: after the run
+// the fault injector holds no write that a power cut could still roll back. (The rewrap
+// finds each volume's file system with stat on its path, not fstat on the ring's fd.)
+TEST_P(RewrapTest, SyncsEveryFileSystemTheBatchTouched) {
+  VolumeSet set;
+  set.Add(20);
+  TempDir other(/*prefer_memory=*/true);
+  ASSERT_FALSE(other.path().empty());
+  struct stat a, b;
+  ASSERT_EQ(::stat(set.dir().c_str(), &a), 0);
+  ASSERT_EQ(::stat(other.path().c_str(), &b), 0);
+  ASSERT_NE(a.st_dev, b.st_dev) << set.dir() << " and " << other.path()
+                                << " must be on two file systems (unset SVMKEY_TEST_DIR)";
+  // Volumes 5..14 move to the other file system: the batch goes A, B, A.
+  for (size_t i = 5; i < 15; ++i) {
+    std::string& path = set.volumes()[i].path;
+    const std::string moved = other.path() + path.substr(path.rfind('/'));
+    ASSERT_TRUE(WriteWholeFile(moved, ReadWholeFile(path)));
+    ASSERT_EQ(::unlink(path.c_str()), 0);
+    path = moved;
+  }
+  const auto before = set.VerifyBoth();
+  FaultInjectingFileIo traced(*io_);
+  auto c = set.Rewrap(traced, Batch(20));
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(c->rewrapped, 20u);
+  EXPECT_EQ(std::count(traced.trace().begin(), traced.trace().end(), TracedOp::kSyncFs), 2);
+  EXPECT_EQ(traced.unsynced_writes(), 0u);
+  const auto after = set.Verify(set.Ring(false, true));
+  for (size_t i = 0; i < 20; ++i) {
+    ASSERT_TRUE(after[i].status.ok()) << i << ": " << after[i].status.ToString();
+    EXPECT_EQ(after[i].fingerprint, before[i].fingerprint) << i;
+  }
 }
 
 TEST_P(RewrapTest, IoOnlyDoesTheIoButKeepsGeneration) {
