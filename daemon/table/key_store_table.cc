@@ -125,6 +125,16 @@ Result<SecureBuffer> OpenSealed(Rdb& rdb, const Uuid& uuid, const char* sql,
   return s.host_key().Open(uuid, field, st->ColumnBlob(0));
 }
 
+// Runs a prepared one-row UPDATE of barbican_configs and commits it; a config that is
+// not there (the update changed nothing) is 65539832, and the transaction rolls back.
+Status RunConfigUpdate(Db& db, Transaction& txn, Statement& st, const Uuid& uuid) {
+  SVMKEY_RETURN_IF_ERROR(st.Run());
+  if (db.changes() == 0) {
+    return Status(ErrorCode::kConfigNotFound, "Barbican config " + uuid.ToString());
+  }
+  return txn.Commit();
+}
+
 }  // namespace
 
 Status KeyStoreTable::CreateBarbicanConfig(const NewBarbicanConfig& c,
@@ -291,11 +301,7 @@ Status KeyStoreTable::UpdateCredentials(const Uuid& uuid, std::string_view appli
   st->Bind(1, uuid.ToString())
       .Bind(2, application_cred_id)
       .Bind(3, std::span<const uint8_t>(sealed.value()));
-  SVMKEY_RETURN_IF_ERROR(st->Run());
-  if (s.db().changes() == 0) {
-    return Status(ErrorCode::kConfigNotFound, "Barbican config " + uuid.ToString());
-  }
-  return txn->Commit();
+  return RunConfigUpdate(s.db(), *txn, *st, uuid);
 }
 
 Status KeyStoreTable::UpdateSettings(const Uuid& uuid, const BarbicanSettingsPatch& patch,
@@ -345,11 +351,7 @@ Status KeyStoreTable::UpdateSettings(const Uuid& uuid, const BarbicanSettingsPat
   } else {
     st->BindNull(11);
   }
-  SVMKEY_RETURN_IF_ERROR(st->Run());
-  if (s.db().changes() == 0) {
-    return Status(ErrorCode::kConfigNotFound, "Barbican config " + uuid.ToString());
-  }
-  return txn->Commit();
+  return RunConfigUpdate(s.db(), *txn, *st, uuid);
 }
 
 Result<SecureBuffer> KeyStoreTable::GetCredentialSecret(const Uuid& uuid) {

@@ -15,14 +15,9 @@ constexpr uint64_t kVolumes = 20000;
 class CrashTest : public DaemonTest {
  protected:
   // Small batches so the kill lands between many batch boundaries.
-  DaemonOptions Options() override {
-    DaemonOptions o;
-    o.batch_size = 128;
-    // A short pause after each of the ~156 batches keeps the rewrap phase at least
-    // ~0.5 s long on any machine, so "midway" can be observed.
-    o.extra_args = {"--rewrap-pause-ms=3"};
-    return o;
-  }
+  // A short pause after each of the ~156 batches keeps the rewrap phase at least ~0.5 s
+  // long on any machine, so "midway" can be observed.
+  DaemonOptions Options() override { return DaemonOptions::ThrottledRewrap(128, 3); }
 
   struct Prepared {
     SvmSetup svm;

@@ -155,6 +155,16 @@ struct DaemonOptions {
   std::vector<std::string> extra_args;
   std::vector<std::string> extra_env;  // e.g. "WATCHDOG_USEC=200000"
   std::vector<std::string> prefix;     // e.g. {"setpriv", "--reuid=..."} (exec, same pid)
+
+  // Rewrap batches of `batch` volumes with a pause of `pause_ms` after each
+  // (svmkeyd --rewrap-pause-ms): for tests that must observe or interrupt a running
+  // rewrap phase on any machine, however fast.
+  static DaemonOptions ThrottledRewrap(size_t batch, unsigned pause_ms) {
+    DaemonOptions o;
+    o.batch_size = batch;
+    o.extra_args = {"--rewrap-pause-ms=" + std::to_string(pause_ms)};
+    return o;
+  }
 };
 
 // svmkeyd against a PrivateBus. Start() waits for READY=1 (or the process's exit).

@@ -25,15 +25,10 @@ using integration::VariantMap;
 
 class ConcurrencyTest : public DaemonTest {
  protected:
-  DaemonOptions Options() override {
-    DaemonOptions o;
-    o.batch_size = 256;
-    // A pause after every rewrap batch keeps a 15,000-volume rewrap phase over a second
-    // long on any machine, so the clients below can watch it (without it a quiet host
-    // finished before the first poll).
-    o.extra_args = {"--rewrap-pause-ms=20"};
-    return o;
-  }
+  // A pause after every rewrap batch keeps a 15,000-volume rewrap phase over a second
+  // long on any machine, so the clients below can watch it (without it a quiet host
+  // finished before the first poll).
+  DaemonOptions Options() override { return DaemonOptions::ThrottledRewrap(256, 20); }
   struct Svm {
     SvmSetup s;
     VolumeFingerprints before;

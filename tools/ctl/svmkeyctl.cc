@@ -137,6 +137,15 @@ void PrintRows(const std::vector<VariantMap>& rows, const std::vector<std::strin
   }
 }
 
+// What a create verb prints: the new object's uuid (JSON) or a line naming it.
+void PrintCreated(const char* what, const std::string& name, const std::string& uuid) {
+  if (g.json) {
+    std::cout << nlohmann::json{{"uuid", uuid}}.dump(2) << "\n";
+  } else {
+    std::cout << "Created " << what << " " << name << ": " << uuid << "\n";
+  }
+}
+
 std::string Str(const VariantMap& m, const char* key) {
   auto it = m.find(key);
   if (it == m.end()) return "";
@@ -229,6 +238,15 @@ int Run(int argc, char** argv) {
              "  svmkeyctl barbican rekey-internal --svm vs1\n");
   int status = 0;
   std::function<void()> action;
+  // Each verb's work runs once the whole command line has parsed, with a connected client.
+  auto on_run = [&action](CLI::App* s, std::function<void(Client&)> body) {
+    s->callback([&action, body] {
+      action = [body] {
+        Client c;
+        body(c);
+      };
+    });
+  };
 
   // Shared option holders.
   std::string svm, name, uuid, key_id, keystone_url, cred_id, secret_file, ca_file, proxy_type,
@@ -295,18 +313,14 @@ int Run(int argc, char** argv) {
     s->add_option("--application-cred-id", cred_id, "Keystone application credential id")->required();
     s->add_option("--application-cred-secret-file", secret_file, "Read the secret from a file ('-': stdin); default: prompt");
     add_settings(s);
-    s->callback([&] {
-      action = [&] {
-        Client c;
-        VariantMap m{{"svm", sdbus::Variant(svm)}, {"name", sdbus::Variant(name)},
-                     {"key_id", sdbus::Variant(key_id)}, {"keystone_url", sdbus::Variant(keystone_url)},
-                     {"application_cred_id", sdbus::Variant(cred_id)},
-                     {"application_cred_secret_fd", sdbus::Variant(SecretPipe("application credential secret", secret_file))}};
-        settings_map(m);
-        auto [id] = c.Call<std::string>("CreateBarbicanConfig", m);
-        if (g.json) std::cout << nlohmann::json{{"uuid", id}}.dump(2) << "\n";
-        else std::cout << "Created Barbican configuration " << name << ": " << id << "\n";
-      };
+    on_run(s, [&](Client& c) {
+      VariantMap m{{"svm", sdbus::Variant(svm)}, {"name", sdbus::Variant(name)},
+                   {"key_id", sdbus::Variant(key_id)}, {"keystone_url", sdbus::Variant(keystone_url)},
+                   {"application_cred_id", sdbus::Variant(cred_id)},
+                   {"application_cred_secret_fd", sdbus::Variant(SecretPipe("application credential secret", secret_file))}};
+      settings_map(m);
+      auto [id] = c.Call<std::string>("CreateBarbicanConfig", m);
+      PrintCreated("Barbican configuration", name, id);
     });
   }
   {
@@ -314,40 +328,34 @@ int Run(int argc, char** argv) {
         "Example: svmkeyctl barbican show --svm vs1");
     add_config(s);
     s->add_flag("--reachability", reachability, "Also check that Barbican answers (advanced)");
-    s->callback([&] {
-      action = [&] {
-        Client c;
-        if (!uuid.empty() || !name.empty() || reachability) {
-          const std::string id = ResolveConfig(c, uuid, svm, name);
-          VariantMap opts;
-          if (reachability) opts["reachability"] = sdbus::Variant(true);
-          auto [cfg] = c.Call<VariantMap>("GetBarbicanConfig", id, opts);
-          PrintMap(cfg, {"uuid", "name", "svm", "enabled", "state", "key_id", "keystone_url"});
-          return;
-        }
-        VariantMap filter;
-        if (!svm.empty()) filter["svm"] = sdbus::Variant(svm);
-        auto [rows] = c.Call<std::vector<VariantMap>>("ListBarbicanConfigs", filter);
-        PrintRows(rows, {"svm", "name", "uuid", "enabled", "state", "key_id"});
-      };
+    on_run(s, [&](Client& c) {
+      if (!uuid.empty() || !name.empty() || reachability) {
+        const std::string id = ResolveConfig(c, uuid, svm, name);
+        VariantMap opts;
+        if (reachability) opts["reachability"] = sdbus::Variant(true);
+        auto [cfg] = c.Call<VariantMap>("GetBarbicanConfig", id, opts);
+        PrintMap(cfg, {"uuid", "name", "svm", "enabled", "state", "key_id", "keystone_url"});
+        return;
+      }
+      VariantMap filter;
+      if (!svm.empty()) filter["svm"] = sdbus::Variant(svm);
+      auto [rows] = c.Call<std::vector<VariantMap>>("ListBarbicanConfigs", filter);
+      PrintRows(rows, {"svm", "name", "uuid", "enabled", "state", "key_id"});
     });
   }
   {
     auto* s = barbican->add_subcommand("check", "Check that the SVM's Barbican key is reachable (barbican_reachability).\n"
         "Example: svmkeyctl barbican check --svm vs1");
     add_config(s);
-    s->callback([&] {
-      action = [&] {
-        Client c;
-        const std::string id = ResolveConfig(c, uuid, svm, name);
-        auto [cfg] = c.Call<VariantMap>("GetBarbicanConfig", id, VariantMap{{"reachability", sdbus::Variant(true)}});
-        VariantMap r{{"uuid", cfg["uuid"]},
-                     {"reachable", cfg["barbican_reachability_reachable"]},
-                     {"code", cfg["barbican_reachability_code"]},
-                     {"message", cfg["barbican_reachability_message"]}};
-        PrintMap(r, {"uuid", "reachable", "code", "message"});
-        status = Str(cfg, "barbican_reachability_reachable") == "true" ? 0 : 1;
-      };
+    on_run(s, [&](Client& c) {
+      const std::string id = ResolveConfig(c, uuid, svm, name);
+      auto [cfg] = c.Call<VariantMap>("GetBarbicanConfig", id, VariantMap{{"reachability", sdbus::Variant(true)}});
+      VariantMap r{{"uuid", cfg["uuid"]},
+                   {"reachable", cfg["barbican_reachability_reachable"]},
+                   {"code", cfg["barbican_reachability_code"]},
+                   {"message", cfg["barbican_reachability_message"]}};
+      PrintMap(r, {"uuid", "reachable", "code", "message"});
+      status = Str(cfg, "barbican_reachability_reachable") == "true" ? 0 : 1;
     });
   }
   {
@@ -356,15 +364,12 @@ int Run(int argc, char** argv) {
     add_config(s);
     s->add_option("--application-cred-id", cred_id, "New application credential id")->required();
     s->add_option("--application-cred-secret-file", secret_file, "Read the secret from a file ('-': stdin); default: prompt");
-    s->callback([&] {
-      action = [&] {
-        Client c;
-        const std::string id = ResolveConfig(c, uuid, svm, name);
-        VariantMap m{{"application_cred_id", sdbus::Variant(cred_id)},
-                     {"application_cred_secret_fd", sdbus::Variant(SecretPipe("application credential secret", secret_file))}};
-        c.Call<>("UpdateBarbicanCredentials", id, m);
-        if (!g.json) std::cout << "Updated the credentials of " << id << "\n";
-      };
+    on_run(s, [&](Client& c) {
+      const std::string id = ResolveConfig(c, uuid, svm, name);
+      VariantMap m{{"application_cred_id", sdbus::Variant(cred_id)},
+                   {"application_cred_secret_fd", sdbus::Variant(SecretPipe("application credential secret", secret_file))}};
+      c.Call<>("UpdateBarbicanCredentials", id, m);
+      if (!g.json) std::cout << "Updated the credentials of " << id << "\n";
     });
   }
   {
@@ -372,15 +377,12 @@ int Run(int argc, char** argv) {
         "Example: svmkeyctl barbican update-config --svm vs1 --timeout 30");
     add_config(s);
     add_settings(s);
-    s->callback([&] {
-      action = [&] {
-        Client c;
-        const std::string id = ResolveConfig(c, uuid, svm, name);
-        VariantMap m;
-        settings_map(m);
-        c.Call<>("UpdateBarbicanConfig", id, m);
-        if (!g.json) std::cout << "Updated the settings of " << id << "\n";
-      };
+    on_run(s, [&](Client& c) {
+      const std::string id = ResolveConfig(c, uuid, svm, name);
+      VariantMap m;
+      settings_map(m);
+      c.Call<>("UpdateBarbicanConfig", id, m);
+      if (!g.json) std::cout << "Updated the settings of " << id << "\n";
     });
   }
   {
@@ -389,13 +391,10 @@ int Run(int argc, char** argv) {
         "Example: svmkeyctl barbican rekey-internal --svm vs1");
     add_config(s);
     add_wait(s);
-    s->callback([&] {
-      action = [&] {
-        Client c;
-        const std::string id = ResolveConfig(c, uuid, svm, name);
-        auto [st, jobid] = c.Call<uint32_t, std::string>("RekeyInternal", id, return_timeout.value_or(0), false);
-        status = StartedJob(c, st, jobid, no_wait);
-      };
+    on_run(s, [&](Client& c) {
+      const std::string id = ResolveConfig(c, uuid, svm, name);
+      auto [st, jobid] = c.Call<uint32_t, std::string>("RekeyInternal", id, return_timeout.value_or(0), false);
+      status = StartedJob(c, st, jobid, no_wait);
     });
   }
   {
@@ -403,13 +402,10 @@ int Run(int argc, char** argv) {
         "Example: svmkeyctl barbican restore --svm vs1");
     add_config(s);
     add_wait(s);
-    s->callback([&] {
-      action = [&] {
-        Client c;
-        const std::string id = ResolveConfig(c, uuid, svm, name);
-        auto [st, jobid] = c.Call<uint32_t, std::string>("Restore", id, return_timeout.value_or(0));
-        status = StartedJob(c, st, jobid, no_wait);
-      };
+    on_run(s, [&](Client& c) {
+      const std::string id = ResolveConfig(c, uuid, svm, name);
+      auto [st, jobid] = c.Call<uint32_t, std::string>("Restore", id, return_timeout.value_or(0));
+      status = StartedJob(c, st, jobid, no_wait);
     });
   }
 
@@ -422,14 +418,11 @@ int Run(int argc, char** argv) {
                            const char* done) {
     auto* s = keystore->add_subcommand(verb, help);
     add_config(s);
-    s->callback([&, method, done] {
-      action = [&, method, done] {
-        Client c;
-        if (uuid.empty() && name.empty()) Die("give --uuid or --svm with --config-name", 2);
-        const std::string id = ResolveConfig(c, uuid, svm, name);
-        c.Call<>(method, id);
-        if (!g.json) std::cout << done << " key store " << id << "\n";
-      };
+    on_run(s, [&, method, done](Client& c) {
+      if (uuid.empty() && name.empty()) Die("give --uuid or --svm with --config-name", 2);
+      const std::string id = ResolveConfig(c, uuid, svm, name);
+      c.Call<>(method, id);
+      if (!g.json) std::cout << done << " key store " << id << "\n";
     });
   };
   keystore_call("enable",
@@ -443,14 +436,11 @@ int Run(int argc, char** argv) {
   {
     auto* s = keystore->add_subcommand("show", "List key stores.\nExample: svmkeyctl keystore show --svm vs1");
     add_svm(s, false);
-    s->callback([&] {
-      action = [&] {
-        Client c;
-        VariantMap filter;
-        if (!svm.empty()) filter["svm"] = sdbus::Variant(svm);
-        auto [rows] = c.Call<std::vector<VariantMap>>("ListKeyStores", filter);
-        PrintRows(rows, {"svm", "name", "uuid", "type", "enabled", "state"});
-      };
+    on_run(s, [&](Client& c) {
+      VariantMap filter;
+      if (!svm.empty()) filter["svm"] = sdbus::Variant(svm);
+      auto [rows] = c.Call<std::vector<VariantMap>>("ListKeyStores", filter);
+      PrintRows(rows, {"svm", "name", "uuid", "type", "enabled", "state"});
     });
   }
 
@@ -462,25 +452,18 @@ int Run(int argc, char** argv) {
     auto* s = svmcmd->add_subcommand("create", "Create an SVM.\nExample: svmkeyctl svm create vs1");
     s->add_option("name", name, "SVM name")->required();
     s->add_option("--kind", kind, "data (default) or admin");
-    s->callback([&] {
-      action = [&] {
-        Client c;
-        VariantMap opts;
-        if (!kind.empty()) opts["kind"] = sdbus::Variant(kind);
-        auto [id] = c.Call<std::string>("CreateSvm", name, opts);
-        if (g.json) std::cout << nlohmann::json{{"uuid", id}}.dump(2) << "\n";
-        else std::cout << "Created SVM " << name << ": " << id << "\n";
-      };
+    on_run(s, [&](Client& c) {
+      VariantMap opts;
+      if (!kind.empty()) opts["kind"] = sdbus::Variant(kind);
+      auto [id] = c.Call<std::string>("CreateSvm", name, opts);
+      PrintCreated("SVM", name, id);
     });
   }
   {
     auto* s = svmcmd->add_subcommand("show", "List SVMs with their SVM-KEK generation.\nExample: svmkeyctl svm show");
-    s->callback([&] {
-      action = [&] {
-        Client c;
-        auto [rows] = c.Call<std::vector<VariantMap>>("ListSvms", VariantMap{});
-        PrintRows(rows, {"name", "uuid", "kind", "key_generation"});
-      };
+    on_run(s, [&](Client& c) {
+      auto [rows] = c.Call<std::vector<VariantMap>>("ListSvms", VariantMap{});
+      PrintRows(rows, {"name", "uuid", "kind", "key_generation"});
     });
   }
 
@@ -494,15 +477,11 @@ int Run(int argc, char** argv) {
     add_svm(s, true);
     s->add_option("--name", name, "Volume name")->required();
     s->add_option("--dsid", dsid, "Data-set id (default: random)");
-    s->callback([&] {
-      action = [&] {
-        Client c;
-        VariantMap opts;
-        if (dsid) opts["dsid"] = sdbus::Variant(*dsid);
-        auto [id] = c.Call<std::string>("CreateVolume", svm, name, opts);
-        if (g.json) std::cout << nlohmann::json{{"uuid", id}}.dump(2) << "\n";
-        else std::cout << "Created volume " << name << ": " << id << "\n";
-      };
+    on_run(s, [&](Client& c) {
+      VariantMap opts;
+      if (dsid) opts["dsid"] = sdbus::Variant(*dsid);
+      auto [id] = c.Call<std::string>("CreateVolume", svm, name, opts);
+      PrintCreated("volume", name, id);
     });
   }
   {
@@ -512,15 +491,12 @@ int Run(int argc, char** argv) {
     s->add_option("--dir", dir, "Volume set directory (absolute)")->required();
     s->add_option("--kek-file", kek_file, "The set's SVM-KEK file (removed after adoption)")->required();
     s->add_flag("--keep-kek-file", keep_kek, "Do not remove the KEK file");
-    s->callback([&] {
-      action = [&] {
-        Client c;
-        VariantMap opts{{"kek_file", sdbus::Variant(kek_file)}};
-        if (keep_kek) opts["keep_kek_file"] = sdbus::Variant(true);
-        auto [n] = c.Call<uint64_t>("RegisterVolumeSet", svm, dir, opts);
-        if (g.json) std::cout << nlohmann::json{{"count", n}}.dump(2) << "\n";
-        else std::cout << "Registered " << n << " volumes\n";
-      };
+    on_run(s, [&](Client& c) {
+      VariantMap opts{{"kek_file", sdbus::Variant(kek_file)}};
+      if (keep_kek) opts["keep_kek_file"] = sdbus::Variant(true);
+      auto [n] = c.Call<uint64_t>("RegisterVolumeSet", svm, dir, opts);
+      if (g.json) std::cout << nlohmann::json{{"count", n}}.dump(2) << "\n";
+      else std::cout << "Registered " << n << " volumes\n";
     });
   }
   {
@@ -528,14 +504,11 @@ int Run(int argc, char** argv) {
     add_svm(s, true);
     s->add_option("--limit", limit, "At most this many (1-10000)")->capture_default_str();
     s->add_option("--after", after, "Continue after this volume uuid");
-    s->callback([&] {
-      action = [&] {
-        Client c;
-        VariantMap opts{{"limit", sdbus::Variant(limit)}};
-        if (!after.empty()) opts["after"] = sdbus::Variant(after);
-        auto [rows] = c.Call<std::vector<VariantMap>>("ListVolumes", svm, opts);
-        PrintRows(rows, {"name", "uuid", "key_generation", "key_manager", "path"});
-      };
+    on_run(s, [&](Client& c) {
+      VariantMap opts{{"limit", sdbus::Variant(limit)}};
+      if (!after.empty()) opts["after"] = sdbus::Variant(after);
+      auto [rows] = c.Call<std::vector<VariantMap>>("ListVolumes", svm, opts);
+      PrintRows(rows, {"name", "uuid", "key_generation", "key_manager", "path"});
     });
   }
   {
@@ -543,12 +516,9 @@ int Run(int argc, char** argv) {
         "Example: svmkeyctl volume verify --svm vs1");
     add_svm(s, true);
     add_wait(s);
-    s->callback([&] {
-      action = [&] {
-        Client c;
-        auto [st, jobid] = c.Call<uint32_t, std::string>("VerifyVolumes", svm, return_timeout.value_or(0));
-        status = StartedJob(c, st, jobid, no_wait);
-      };
+    on_run(s, [&](Client& c) {
+      auto [st, jobid] = c.Call<uint32_t, std::string>("VerifyVolumes", svm, return_timeout.value_or(0));
+      status = StartedJob(c, st, jobid, no_wait);
     });
   }
 
@@ -559,38 +529,29 @@ int Run(int argc, char** argv) {
   {
     auto* s = jobcmd->add_subcommand("show", "Show one job.\nExample: svmkeyctl job show <uuid>");
     s->add_option("uuid", job, "Job uuid")->required();
-    s->callback([&] {
-      action = [&] {
-        Client c;
-        auto [info] = c.Call<VariantMap>("GetJob", job);
-        PrintMap(info, {"uuid", "description", "state", "code", "message", "phase", "volumes_done",
-                        "volumes_total", "start_time", "end_time"});
-      };
+    on_run(s, [&](Client& c) {
+      auto [info] = c.Call<VariantMap>("GetJob", job);
+      PrintMap(info, {"uuid", "description", "state", "code", "message", "phase", "volumes_done",
+                      "volumes_total", "start_time", "end_time"});
     });
   }
   {
     auto* s = jobcmd->add_subcommand("list", "List recent jobs.\nExample: svmkeyctl job list --state failure");
     s->add_option("--state", state_filter, "queued, running, paused, success or failure");
     add_svm(s, false);
-    s->callback([&] {
-      action = [&] {
-        Client c;
-        VariantMap filter;
-        if (!state_filter.empty()) filter["state"] = sdbus::Variant(state_filter);
-        if (!svm.empty()) filter["svm"] = sdbus::Variant(svm);
-        auto [rows] = c.Call<std::vector<VariantMap>>("ListJobs", filter);
-        PrintRows(rows, {"uuid", "description", "state", "code", "volumes_done", "volumes_total", "end_time"});
-      };
+    on_run(s, [&](Client& c) {
+      VariantMap filter;
+      if (!state_filter.empty()) filter["state"] = sdbus::Variant(state_filter);
+      if (!svm.empty()) filter["svm"] = sdbus::Variant(svm);
+      auto [rows] = c.Call<std::vector<VariantMap>>("ListJobs", filter);
+      PrintRows(rows, {"uuid", "description", "state", "code", "volumes_done", "volumes_total", "end_time"});
     });
   }
   {
     auto* s = jobcmd->add_subcommand("watch", "Follow a job with a progress bar until it ends.\nExample: svmkeyctl job watch <uuid>");
     s->add_option("uuid", job, "Job uuid")->required();
-    s->callback([&] {
-      action = [&] {
-        Client c;
-        status = WatchJob(c, job);
-      };
+    on_run(s, [&](Client& c) {
+      status = WatchJob(c, job);
     });
   }
 
