@@ -44,10 +44,12 @@ int Main(int argc, char** argv) {
   double retention_hours = 24;
   size_t key_capacity = 1024;
   unsigned batch_pause_ms = 0;
+  size_t rewrap_threads = JobSettings{}.rewrap_threads;
   app.add_option("--state-dir", state_dir, "Table (rdb.sqlite) and host key directory")->capture_default_str();
   app.add_option("--volume-root", volume_root, "Where new volumes' metadata files go (default STATE_DIR/volumes)");
   app.add_option("--io-mode", io_mode_text, "auto (io_uring, falling back to sync), uring or sync")->capture_default_str();
-  app.add_option("--batch-size", batch_size, "Volumes per rewrap batch")->check(CLI::Range(1, 1 << 20))->capture_default_str();
+  app.add_option("--batch-size", batch_size, "Volumes per rewrap batch")->check(CLI::Range(1, 65536))->capture_default_str();
+  app.add_option("--rewrap-threads", rewrap_threads, "Rewrap batches in flight at once, one thread each")->check(CLI::Range(1, 16))->capture_default_str();
   app.add_option("--job-retention-hours", retention_hours, "Keep finished jobs this long")->check(CLI::Range(0.0, 24.0 * 365))->capture_default_str();
   app.add_option("--rewrap-pause-ms", batch_pause_ms, "Pause after every rewrap batch (throttles a rekey's I/O)")->check(CLI::Range(0u, 60000u))->capture_default_str();
   app.add_option("--key-table-capacity", key_capacity, "Keys held at once in locked memory")->check(CLI::Range(16, 1 << 20))->capture_default_str();
@@ -67,6 +69,7 @@ int Main(int argc, char** argv) {
   JobSettings job_settings;
   job_settings.batch_size = batch_size;
   job_settings.batch_pause = std::chrono::milliseconds(batch_pause_ms);
+  job_settings.rewrap_threads = rewrap_threads;
   if (!ParseIoMode(io_mode_text, &job_settings.io_mode)) {
     LogErr("unknown --io-mode " + io_mode_text);
     return 2;

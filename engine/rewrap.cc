@@ -46,8 +46,10 @@
 #include <cstdlib>
 #include <cstring>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <vector>
 
 #include "aead.h"
@@ -61,6 +63,7 @@ namespace {
 constexpr size_t kReadStride = kMetadataFileSize + kSectorSize;
 // Caps the arena at 65536 × 4.5 KiB ≈ 288 MiB.
 constexpr size_t kMaxBatch = 65536;
+constexpr size_t kMaxThreads = 16;
 
 struct FreeDeleter {
   void operator()(uint8_t* p) const { std::free(p); }
@@ -76,6 +79,82 @@ struct VolumeState {
   int fd = -1;
   int target_slot = -1;  // slot index to write, -1 = nothing to write
   bool written = false;  // the write completed in full
+};
+
+// What the threads of one run share: the source, the progress callback, the counters
+// and the stop decision, all behind one lock.
+class Coordinator {
+ public:
+  Coordinator(VolumeSource& source, const RewrapProgress& progress)
+      : source_(source), progress_(progress) {}
+
+  // Fills `refs` with the next batch; 0 at the end, after a stop or after a failure.
+  size_t Next(std::span<VolumeRef> refs, uint64_t* first_index) {
+    std::lock_guard lock(mu_);
+    if (stop_) return 0;
+    auto got = source_.Next(refs);
+    if (!got.ok() || *got > refs.size()) {
+      FailLocked(Status(ErrorCode::kEncryptionStatusUnavailable,
+                        got.ok() ? std::string("volume source overfilled")
+                                 : "volume source failed: " + got.status().ToString()));
+      return 0;
+    }
+    *first_index = next_index_;
+    next_index_ += *got;
+    return *got;
+  }
+
+  // Counts a finished (durable) batch and reports it. Returns false once the run stops.
+  bool Report(std::span<const VolumeRef> volumes, std::span<const RewrapVolumeResult> results,
+              uint64_t first_index) {
+    std::lock_guard lock(mu_);
+    for (const RewrapVolumeResult& r : results) {
+      switch (r.outcome) {
+        case RewrapOutcome::kRewrapped: ++counters_.rewrapped; break;
+        case RewrapOutcome::kAlreadyCurrent: ++counters_.already_current; break;
+        case RewrapOutcome::kFailed: ++counters_.failed; break;
+      }
+    }
+    counters_.total += results.size();
+    if (progress_) {
+      RewrapBatchReport report;
+      report.first_index = first_index;
+      report.volumes = volumes;
+      report.results = results;
+      report.counters = counters_;
+      if (!progress_(report) && !stop_) {
+        counters_.stopped = true;
+        stop_ = true;
+      }
+    }
+    return !stop_;
+  }
+
+  // The I/O layer broke on one thread: every thread stops at its next batch boundary.
+  void Fail(Status status) {
+    std::lock_guard lock(mu_);
+    FailLocked(std::move(status));
+  }
+
+  Result<RewrapCounters> Finish() {
+    std::lock_guard lock(mu_);
+    if (!error_.ok()) return error_;
+    return counters_;
+  }
+
+ private:
+  void FailLocked(Status status) {
+    if (error_.ok()) error_ = std::move(status);
+    stop_ = true;
+  }
+
+  std::mutex mu_;
+  VolumeSource& source_;
+  const RewrapProgress& progress_;
+  RewrapCounters counters_;
+  uint64_t next_index_ = 0;
+  bool stop_ = false;
+  Status error_;
 };
 
 class RewrapRun {
@@ -132,42 +211,19 @@ class RewrapRun {
     return Status::Ok();
   }
 
-  Result<RewrapCounters> Run(VolumeSource& source, const RewrapProgress& progress) {
+  // Runs batches until the coordinator has no more (end, stop or failure).
+  void Run(Coordinator& c) {
     for (;;) {
-      auto got = source.Next({refs_.data(), refs_.size()});
-      if (!got.ok()) {
-        return Status(ErrorCode::kEncryptionStatusUnavailable,
-                      "volume source failed: " + got.status().ToString());
+      uint64_t first = 0;
+      const size_t n = c.Next({refs_.data(), refs_.size()}, &first);
+      if (n == 0) return;
+      Status s = RunBatch(n);
+      if (!s.ok()) {
+        c.Fail(std::move(s));
+        return;
       }
-      const size_t n = *got;
-      if (n == 0) break;
-      if (n > refs_.size()) {
-        return Status(ErrorCode::kEncryptionStatusUnavailable, "volume source overfilled");
-      }
-      SVMKEY_RETURN_IF_ERROR(RunBatch(n));
-      for (size_t i = 0; i < n; ++i) {
-        switch (results_[i].outcome) {
-          case RewrapOutcome::kRewrapped: ++counters_.rewrapped; break;
-          case RewrapOutcome::kAlreadyCurrent: ++counters_.already_current; break;
-          case RewrapOutcome::kFailed: ++counters_.failed; break;
-        }
-      }
-      counters_.total += n;
-      const uint64_t first = next_index_;
-      next_index_ += n;
-      if (progress) {
-        RewrapBatchReport report;
-        report.first_index = first;
-        report.volumes = {refs_.data(), n};
-        report.results = {results_.data(), n};
-        report.counters = counters_;
-        if (!progress(report)) {
-          counters_.stopped = true;
-          break;
-        }
-      }
+      if (!c.Report({refs_.data(), n}, {results_.data(), n}, first)) return;
     }
-    return counters_;
   }
 
  private:
@@ -445,8 +501,6 @@ class RewrapRun {
   std::vector<IoOp> ops_;
   std::vector<size_t> index_;
   std::vector<std::pair<dev_t, int>> sync_fds_;
-  RewrapCounters counters_;
-  uint64_t next_index_ = 0;
 };
 
 }  // namespace
@@ -464,9 +518,33 @@ Result<size_t> SpanVolumeSource::Next(std::span<VolumeRef> out) {
 Result<RewrapCounters> RewrapVolumes(FileIo& io, KeyTable& table, const RewrapKeys& keys,
                                      VolumeSource& source, const RewrapOptions& options,
                                      const RewrapProgress& progress) {
-  RewrapRun run(io, keys, options);
-  SVMKEY_RETURN_IF_ERROR(run.Init(table));
-  return run.Run(source, progress);
+  if (options.threads == 0 || options.threads > kMaxThreads) {
+    return Status(ErrorCode::kInvalidArgument,
+                  "threads must be 1.." + std::to_string(kMaxThreads));
+  }
+  const size_t threads = options.make_io ? options.threads : 1;
+  // Every thread's FileIo and arena are set up before any batch runs, so a failure here
+  // changes nothing on disk.
+  std::vector<std::unique_ptr<FileIo>> extra_io;
+  std::vector<std::unique_ptr<RewrapRun>> runs;
+  runs.push_back(std::make_unique<RewrapRun>(io, keys, options));
+  for (size_t t = 1; t < threads; ++t) {
+    auto made = options.make_io();
+    if (!made.ok()) return made.status();
+    extra_io.push_back(std::move(made).value());
+    runs.push_back(std::make_unique<RewrapRun>(*extra_io.back(), keys, options));
+  }
+  for (auto& run : runs) SVMKEY_RETURN_IF_ERROR(run->Init(table));
+
+  Coordinator coordinator(source, progress);
+  std::vector<std::thread> workers;
+  workers.reserve(threads - 1);
+  for (size_t t = 1; t < threads; ++t) {
+    workers.emplace_back([&coordinator, run = runs[t].get()] { run->Run(coordinator); });
+  }
+  runs[0]->Run(coordinator);
+  for (std::thread& w : workers) w.join();
+  return coordinator.Finish();
 }
 
 }  // namespace svmkey

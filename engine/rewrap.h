@@ -26,12 +26,20 @@
 // A rewrapped volume keeps its previous slot (under g) until the next rotation
 // overwrites it, so a volume always opens under g or g+1.
 //
+// Threads (RewrapOptions::threads > 1): batches run on several threads at once. The
+// source and the progress callback are still called one at a time (under one lock, so
+// they may share state such as a database connection), but from any of the threads, and
+// batches may be reported out of first_index order. Each report still comes after its
+// own batch is durable. After a callback asks to stop, the batches already in flight
+// finish, become durable and are reported too (their callback's answer is ignored).
+//
 // Thread safety: RewrapVolumes may run concurrently for different SVMs, each with its own
 // FileIo; the KeyTable is shared (it is thread-safe).
 #pragma once
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <span>
 
 #include "file_io.h"
@@ -79,6 +87,13 @@ struct RewrapOptions {
   // so the volume is unchanged in meaning). Such volumes are reported kRewrapped and the
   // generation check is skipped. Never used by the daemon.
   bool io_only = false;
+  // Batches in flight at once, each on its own thread with its own FileIo, arena and key
+  // schedules (1..16). With more than one, one thread's syncfs overlaps the others'
+  // reads, crypto and writes. Threads beyond the first need `make_io`; without it the
+  // run uses one. Each thread allocates its own arena (see batch_size).
+  size_t threads = 1;
+  // Makes the FileIo of each additional thread (the caller's `io` serves the first).
+  std::function<Result<std::unique_ptr<FileIo>>()> make_io;
 };
 
 enum class RewrapOutcome : uint8_t {

@@ -203,7 +203,11 @@ JobOutcome RunRekey(JobContext& ctx, KeyService& keys, const JobSettings& settin
   TableVolumeSource source(ctx.rdb(), svm, settings.batch_size);
   RewrapOptions options;
   options.batch_size = settings.batch_size;
+  options.threads = settings.rewrap_threads;
+  options.make_io = [mode = settings.io_mode]() { return MakeFileIo(mode); };
   RewrapKeys rk{*old_kek, g, new_kek, g + 1};
+  // With several rewrap threads this callback (and the source) still runs one call at a
+  // time, under the engine's lock, on whichever thread finished the batch.
   auto counters = RewrapVolumes(**io, kt, rk, source, options, [&](const RewrapBatchReport& r) {
     updates.clear();
     for (size_t i = 0; i < r.volumes.size(); ++i) {

@@ -21,6 +21,9 @@ struct JobSettings {
   // Pause after every rewrap batch: throttles a rekey's I/O on a busy system (and lets
   // tests hold a job in its rewrap phase). 0 = none.
   std::chrono::milliseconds batch_pause{0};
+  // Rewrap batches in flight at once, each on its own thread and FileIo
+  // (RewrapOptions::threads): one batch's syncfs overlaps the next one's I/O and crypto.
+  size_t rewrap_threads = 2;
 };
 
 enum class JobKind { kRekeyInternal, kRestore, kVerify };

@@ -7,7 +7,10 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <atomic>
+#include <chrono>
 #include <cstring>
+#include <thread>
 
 #include "engine/fault_injecting_file_io.h"
 #include "tests/rewrap/volume_set.h"
@@ -362,6 +365,143 @@ TEST_P(RewrapTest, SyncsEveryFileSystemTheBatchTouched) {
     ASSERT_TRUE(after[i].status.ok()) << i << ": " << after[i].status.ToString();
     EXPECT_EQ(after[i].fingerprint, before[i].fingerprint) << i;
   }
+}
+
+// ---- several threads (RewrapOptions::threads) ----
+
+RewrapOptions Threaded(size_t batch, size_t threads, IoMode mode) {
+  RewrapOptions o = Batch(batch);
+  o.threads = threads;
+  o.make_io = [mode]() -> Result<std::unique_ptr<FileIo>> { return testing::MakeIo(mode); };
+  return o;
+}
+
+// Every volume is rewrapped exactly once and reported exactly once, whatever thread ran
+// its batch; clones, volumes already at g+1 and a corrupt one behave as with one thread;
+// the callback is never entered by two threads at once.
+TEST_P(RewrapTest, SeveralThreadsRewrapAndReportEveryVolumeOnce) {
+  for (size_t threads : {2, 3}) {
+    SCOPED_TRACE(threads);
+    VolumeSet set;
+    std::vector<int> clones(700, -1);
+    clones[500] = 20;
+    set.Add(700, clones);
+    set.Add(50, {}, set.new_kek(), VolumeSet::kNewGen);  // already current
+    auto corrupt = ReadWholeFile(set.volumes()[333].path);
+    corrupt[100] ^= 0xFF;
+    ASSERT_TRUE(WriteWholeFile(set.volumes()[333].path, corrupt));
+    const auto before = set.VerifyBoth();
+
+    std::vector<int> reported(750, 0);
+    std::vector<RewrapOutcome> outcome(750, RewrapOutcome::kFailed);
+    std::atomic<int> inside{0};
+    int overlapped = 0;
+    uint64_t last_total = 0;
+    bool totals_grow = true;
+    auto c = set.Rewrap(*io_, Threaded(32, threads, GetParam()), [&](const RewrapBatchReport& r) {
+      if (inside.fetch_add(1) != 0) ++overlapped;
+      std::this_thread::sleep_for(std::chrono::microseconds(200));  // widen any overlap
+      for (size_t i = 0; i < r.results.size(); ++i) {
+        const size_t at = r.first_index + i;
+        EXPECT_EQ(r.volumes[i].id.volume, set.volumes()[at].id.volume);
+        ++reported[at];
+        outcome[at] = r.results[i].outcome;
+      }
+      if (r.counters.total <= last_total) totals_grow = false;
+      last_total = r.counters.total;
+      inside.fetch_sub(1);
+      return true;
+    });
+    ASSERT_TRUE(c.ok()) << c.status().ToString();
+    EXPECT_EQ(overlapped, 0);
+    EXPECT_TRUE(totals_grow);
+    EXPECT_EQ(c->total, 750u);
+    EXPECT_EQ(c->rewrapped, 699u);
+    EXPECT_EQ(c->already_current, 50u);
+    EXPECT_EQ(c->failed, 1u);
+    EXPECT_EQ(std::count(reported.begin(), reported.end(), 1), 750);
+    EXPECT_EQ(outcome[333], RewrapOutcome::kFailed);
+    const auto after = set.Verify(set.Ring(false, true));
+    for (size_t i = 0; i < 750; ++i) {
+      if (i == 333) continue;
+      ASSERT_TRUE(after[i].status.ok()) << i << ": " << after[i].status.ToString();
+      EXPECT_EQ(after[i].fingerprint, before[i].fingerprint) << i;
+    }
+  }
+}
+
+// A stop asked by the callback ends the run at batch boundaries: batches in flight on
+// other threads finish and are reported, nothing else starts, and a rerun completes.
+TEST_P(RewrapTest, SeveralThreadsStopAtBatchBoundaries) {
+  VolumeSet set;
+  set.Add(400);
+  int calls = 0;
+  uint64_t reported = 0;
+  auto c = set.Rewrap(*io_, Threaded(16, 2, GetParam()), [&](const RewrapBatchReport& r) {
+    reported += r.results.size();
+    return ++calls < 3;
+  });
+  ASSERT_TRUE(c.ok());
+  EXPECT_TRUE(c->stopped);
+  EXPECT_GE(calls, 3);
+  EXPECT_LE(calls, 4);  // the third asked to stop; at most one more was in flight
+  EXPECT_EQ(c->total, reported);
+  EXPECT_EQ(c->rewrapped, reported);
+  auto rerun = set.Rewrap(*io_, Threaded(16, 2, GetParam()));
+  ASSERT_TRUE(rerun.ok());
+  EXPECT_EQ(rerun->already_current, reported);
+  EXPECT_EQ(rerun->rewrapped, 400u - reported);
+  for (const auto& r : set.Verify(set.Ring(false, true))) EXPECT_TRUE(r.status.ok());
+}
+
+// A FileIo whose Execute breaks (the I/O layer itself, not one op) after `ok_calls`.
+class BreakingFileIo final : public FileIo {
+ public:
+  BreakingFileIo(std::unique_ptr<FileIo> inner, int ok_calls)
+      : inner_(std::move(inner)), left_(ok_calls) {}
+  std::string_view name() const override { return "breaking"; }
+  Status Execute(std::span<IoOp> ops) override {
+    if (left_-- <= 0) return Status(ErrorCode::kUnexpectedException, "ring broke");
+    return inner_->Execute(ops);
+  }
+  int SyncFs(int fd) override { return inner_->SyncFs(fd); }
+
+ private:
+  std::unique_ptr<FileIo> inner_;
+  int left_;
+};
+
+// One thread's I/O layer breaking fails the run (no hang, no lost volume); a thread's
+// FileIo that cannot be made fails it before anything is written.
+TEST_P(RewrapTest, SeveralThreadsFailTogether) {
+  VolumeSet set;
+  set.Add(300);
+  RewrapOptions o = Threaded(16, 2, GetParam());
+  o.make_io = [mode = GetParam()]() -> Result<std::unique_ptr<FileIo>> {
+    return std::unique_ptr<FileIo>(std::make_unique<BreakingFileIo>(testing::MakeIo(mode), 7));
+  };
+  auto c = set.Rewrap(*io_, o);
+  ASSERT_FALSE(c.ok());
+  EXPECT_NE(c.status().message().find("ring broke"), std::string::npos) << c.status().ToString();
+  for (const auto& r : set.Verify(set.Ring(true, true))) EXPECT_TRUE(r.status.ok());
+  auto rerun = set.Rewrap(*io_, Batch(16));
+  ASSERT_TRUE(rerun.ok());
+  EXPECT_EQ(rerun->rewrapped + rerun->already_current, 300u);
+
+  VolumeSet fresh;
+  fresh.Add(20);
+  const auto untouched = fresh.Snapshot();
+  RewrapOptions no_io = Threaded(16, 2, GetParam());
+  no_io.make_io = []() -> Result<std::unique_ptr<FileIo>> {
+    return Status(ErrorCode::kResourceLimit, "no ring for you");
+  };
+  auto d = fresh.Rewrap(*io_, no_io);
+  ASSERT_FALSE(d.ok());
+  EXPECT_EQ(d.status().code(), ErrorCode::kResourceLimit);
+  EXPECT_EQ(fresh.Snapshot(), untouched);
+  RewrapOptions zero = Batch(16);
+  zero.threads = 0;
+  EXPECT_EQ(fresh.Rewrap(*io_, zero).status().code(), ErrorCode::kInvalidArgument);
 }
 
 TEST_P(RewrapTest, IoOnlyDoesTheIoButKeepsGeneration) {

@@ -28,7 +28,9 @@ std::string CsvField(const std::string& text) {
 }
 
 // One colour per mode, in kAllModes order (warm solid, cold dashed).
-constexpr const char* kModeColors[] = {"#7b1fa2", "#2e7d32", "#1565c0", "#ef6c00", "#c62828"};
+constexpr const char* kModeColors[] = {"#7b1fa2", "#ad1457", "#2e7d32", "#1565c0", "#ef6c00",
+                                       "#c62828"};
+constexpr int kColorCount = sizeof kModeColors / sizeof kModeColors[0];
 
 int ModeRank(const std::string& mode) {
   const auto it = std::find(kAllModes.begin(), kAllModes.end(), mode);
@@ -193,7 +195,7 @@ Status BenchReport::WritePlot(const std::string& png_path, const std::string& da
     std::fprintf(gp,
                  "%s'%s' index %zu using 1:2:3:4 with yerrorlines lw 2 lc rgb '%s' dt %d pt %d "
                  "title '%s, %s'",
-                 i ? ", \\\n     " : "", data_path.c_str(), i, kModeColors[rank % 5], warm ? 1 : 2,
+                 i ? ", \\\n     " : "", data_path.c_str(), i, kModeColors[rank % kColorCount], warm ? 1 : 2,
                  warm ? 7 : 6, series[i].mode.c_str(), series[i].cache.c_str());
   }
   std::fprintf(gp, "\n");

@@ -18,13 +18,16 @@
 namespace svmkey::bench {
 
 inline constexpr const char* kModeUring = "svmkey-uring";
+// The same on one thread (RewrapOptions::threads = 1): the same-run reference for what
+// the extra threads of svmkey-uring buy.
+inline constexpr const char* kModeUring1 = "svmkey-uring-1t";
 inline constexpr const char* kModeSync = "svmkey-sync";
 inline constexpr const char* kModeNaive = "naive";
 inline constexpr const char* kModeIoOnly = "io-only";
 inline constexpr const char* kModeFio = "fio";
 // Table, CSV and plot order.
-inline const std::vector<std::string> kAllModes = {kModeUring, kModeSync, kModeIoOnly, kModeFio,
-                                                   kModeNaive};
+inline const std::vector<std::string> kAllModes = {kModeUring, kModeUring1, kModeSync,
+                                                   kModeIoOnly, kModeFio, kModeNaive};
 
 inline constexpr const char* kCsvHeader =
     "mode,n,cache,reps,volumes_per_s_median,volumes_per_s_min,volumes_per_s_max,"

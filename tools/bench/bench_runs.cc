@@ -47,7 +47,9 @@ Result<TimedWork> RunSvmkeyRewrap(const std::string& dir, IoMode io_mode, KeyTab
   std::string note;
   auto io = MakeFileIo(io_mode, &note);
   if (!io.ok()) return io.status();
-  auto counters = RewrapVolumes(**io, table, keys, **source, options,
+  RewrapOptions run_options = options;
+  run_options.make_io = [io_mode]() { return MakeFileIo(io_mode); };
+  auto counters = RewrapVolumes(**io, table, keys, **source, run_options,
                                 [](const RewrapBatchReport&) { return true; });
   const double seconds = Since(start);
   if (!counters.ok()) return counters.status();

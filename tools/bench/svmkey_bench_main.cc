@@ -54,6 +54,7 @@ struct Args {
   uint64_t naive_max = 20000;
   uint64_t cold_max_n = 0;
   size_t batch_size = RewrapOptions{}.batch_size;
+  size_t threads = 2;  // svmkeyd's default (--rewrap-threads)
   std::string fio = "fio";
   unsigned fio_iodepth = 256;
   std::string csv, png;
@@ -231,6 +232,7 @@ Status Bench::RunAdvancing(SetState& set, const std::string& mode, BenchCell& ce
   keys.new_generation = set.generation + 1;
   RewrapOptions options;
   options.batch_size = args_.batch_size;
+  options.threads = mode == kModeUring1 ? 1 : args_.threads;
   KeyTable& table = table_;
   const std::string dir = set.dir;
   ChildOutcome outcome;
@@ -238,7 +240,7 @@ Status Bench::RunAdvancing(SetState& set, const std::string& mode, BenchCell& ce
     const uint64_t limit = args_.naive_max;
     outcome = RunMeasuredChild([&table, dir, keys, limit]() { return RunNaiveLoop(dir, table, keys, limit); });
   } else {
-    const IoMode io_mode = mode == kModeUring ? IoMode::kUring : IoMode::kSync;
+    const IoMode io_mode = mode == kModeSync ? IoMode::kSync : IoMode::kUring;
     outcome = RunMeasuredChild([&table, dir, io_mode, keys, options]() {
       return RunSvmkeyRewrap(dir, io_mode, table, keys, options, /*allow_already_current=*/false);
     });
@@ -270,6 +272,7 @@ Status Bench::RunIoOnly(SetState& set, BenchCell& cell, const std::string& label
   keys.new_generation = set.generation + 1;
   RewrapOptions options;
   options.batch_size = args_.batch_size;
+  options.threads = args_.threads;  // svmkey-uring's I/O path, crypto left out
   options.io_only = true;
   KeyTable& table = table_;
   const std::string dir = set.dir;
@@ -325,10 +328,10 @@ int Bench::Run() {
     auto probe = MakeFileIo(IoMode::kAuto, &io_note);
     if (probe.ok()) io_name = std::string((*probe)->name());
   }
-  std::printf("svmkey-bench on %s %s, %ld CPUs; reps %u; batch %zu; naive loop capped at %llu "
-              "volumes%s\n",
+  std::printf("svmkey-bench on %s %s, %ld CPUs; reps %u; batch %zu; rewrap threads %zu; naive "
+              "loop capped at %llu volumes%s\n",
               uts.sysname, uts.release, ::sysconf(_SC_NPROCESSORS_ONLN), args_.reps,
-              args_.batch_size, static_cast<unsigned long long>(args_.naive_max),
+              args_.batch_size, args_.threads, static_cast<unsigned long long>(args_.naive_max),
               args_.naive_max == 0 ? " (uncapped)" : "");
   std::printf("I/O: %s%s%s\n", io_name.c_str(), io_note.empty() ? "" : "; ", io_note.c_str());
   if (want_cold) {
@@ -371,7 +374,8 @@ int Bench::Run() {
           }
           BenchCell& cell = report_.Cell(mode, n, cache);
           Status s;
-          if (mode == kModeUring || mode == kModeSync || mode == kModeNaive) {
+          if (mode == kModeUring || mode == kModeUring1 || mode == kModeSync ||
+              mode == kModeNaive) {
             s = RunAdvancing(set, mode, cell, label);
           } else if (mode == kModeIoOnly) {
             s = RunIoOnly(set, cell, label);
@@ -414,7 +418,7 @@ int Main(int argc, char** argv) {
       ->capture_default_str()->check(CLI::Range(1u, 1000u));
   app.add_option("--modes", args.modes, "modes, comma-separated")
       ->delimiter(',')->capture_default_str()
-      ->check(CLI::IsMember({kModeUring, kModeSync, kModeNaive, kModeIoOnly, kModeFio}));
+      ->check(CLI::IsMember({kModeUring, kModeUring1, kModeSync, kModeNaive, kModeIoOnly, kModeFio}));
   app.add_option("--cache", args.caches, "page-cache states: warm, cold")
       ->delimiter(',')->capture_default_str()->check(CLI::IsMember({"warm", "cold"}));
   app.add_option("--naive-max", args.naive_max,
@@ -424,6 +428,9 @@ int Main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--batch-size", args.batch_size, "RewrapOptions::batch_size")
       ->capture_default_str()->check(CLI::Range(size_t{1}, size_t{65536}));
+  app.add_option("--threads", args.threads,
+                 "rewrap threads of svmkey-uring, svmkey-sync and io-only (svmkey-uring-1t: 1)")
+      ->capture_default_str()->check(CLI::Range(size_t{1}, size_t{16}));
   app.add_option("--fio", args.fio, "fio binary")->capture_default_str();
   app.add_option("--fio-iodepth", args.fio_iodepth, "fio iodepth (and openfiles)")
       ->capture_default_str()->check(CLI::Range(1u, 4096u));
