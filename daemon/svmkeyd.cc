@@ -40,7 +40,7 @@ int Main(int argc, char** argv) {
   std::string state_dir = "/var/lib/svmkey";
   std::string volume_root;
   std::string io_mode_text = "auto";
-  size_t batch_size = 4096;
+  size_t batch_size = JobSettings{}.batch_size;
   double retention_hours = 24;
   size_t key_capacity = 1024;
   unsigned batch_pause_ms = 0;

@@ -37,6 +37,7 @@
 // FileIo; the KeyTable is shared (it is thread-safe).
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -69,6 +70,13 @@ class SpanVolumeSource final : public VolumeSource {
   std::span<const VolumeRef> volumes_;
   size_t pos_ = 0;
 };
+
+// What svmkeyd runs with by default (and svmkey-bench measures by default): 2 threads of
+// 2048-volume batches. Measured (svmkey-bench, 10^5 volumes, warm, this 2-vCPU VM, same
+// run): 77.9 k vol/s and 29 MiB peak RSS, against 78.1 k / 53 MiB for 2 × 4096, 82.6 k /
+// 76 MiB for 3 × 4096, and 62 k / 29 MiB for one thread of 4096.
+inline constexpr size_t kServiceRewrapBatch = 2048;
+inline constexpr size_t kServiceRewrapThreads = 2;
 
 enum class RewrapDurability : uint8_t {
   kSyncFsPerBatch,     // write the batch, then one syncfs(2)

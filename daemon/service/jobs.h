@@ -11,19 +11,21 @@
 
 #include "daemon/service/job_manager.h"
 #include "daemon/service/key_service.h"
+#include "engine/rewrap.h"
 #include "engine/uring_file_io.h"
 
 namespace svmkey::daemon {
 
 struct JobSettings {
   IoMode io_mode = IoMode::kAuto;
-  size_t batch_size = 4096;
+  // Volumes per rewrap batch, per thread (engine/rewrap.h says why this default).
+  size_t batch_size = kServiceRewrapBatch;
   // Pause after every rewrap batch: throttles a rekey's I/O on a busy system (and lets
   // tests hold a job in its rewrap phase). 0 = none.
   std::chrono::milliseconds batch_pause{0};
   // Rewrap batches in flight at once, each on its own thread and FileIo
   // (RewrapOptions::threads): one batch's syncfs overlaps the next one's I/O and crypto.
-  size_t rewrap_threads = 2;
+  size_t rewrap_threads = kServiceRewrapThreads;
 };
 
 enum class JobKind { kRekeyInternal, kRestore, kVerify };

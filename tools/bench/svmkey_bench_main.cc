@@ -53,8 +53,9 @@ struct Args {
   std::vector<std::string> caches = {"warm", "cold"};
   uint64_t naive_max = 20000;
   uint64_t cold_max_n = 0;
-  size_t batch_size = RewrapOptions{}.batch_size;
-  size_t threads = 2;  // svmkeyd's default (--rewrap-threads)
+  // svmkeyd's defaults (--batch-size, --rewrap-threads).
+  size_t batch_size = kServiceRewrapBatch;
+  size_t threads = kServiceRewrapThreads;
   std::string fio = "fio";
   unsigned fio_iodepth = 256;
   std::string csv, png;
@@ -232,7 +233,12 @@ Status Bench::RunAdvancing(SetState& set, const std::string& mode, BenchCell& ce
   keys.new_generation = set.generation + 1;
   RewrapOptions options;
   options.batch_size = args_.batch_size;
-  options.threads = mode == kModeUring1 ? 1 : args_.threads;
+  options.threads = args_.threads;
+  if (mode == kModeUring1) {
+    // One thread with the same arena (the same volumes in flight) as all of svmkey-uring's.
+    options.threads = 1;
+    options.batch_size = std::min<size_t>(args_.batch_size * args_.threads, 65536);
+  }
   KeyTable& table = table_;
   const std::string dir = set.dir;
   ChildOutcome outcome;
