@@ -13,6 +13,8 @@
 
 #include <cstdio>
 #include <cstring>
+#include <memory>
+#include <mutex>
 
 #include "engine/fault_injecting_file_io.h"
 #include "tests/rewrap/volume_set.h"
@@ -25,6 +27,27 @@ using testing::VolumeSet;
 constexpr size_t kVolumes = 200;
 constexpr size_t kBatch = 64;  // 4 batches: 64, 64, 64, 8
 constexpr size_t kCorrupt = 123;
+
+// One FileIo per rewrap thread, all forwarding to one shared injector under a lock, so
+// the injector's op indices count the operations of every thread (which operation index
+// k is then depends on how the threads interleaved).
+class LockedFileIo final : public FileIo {
+ public:
+  LockedFileIo(FileIo& shared, std::mutex& mu) : shared_(shared), mu_(mu) {}
+  std::string_view name() const override { return shared_.name(); }
+  Status Execute(std::span<IoOp> ops) override {
+    std::lock_guard lock(mu_);
+    return shared_.Execute(ops);
+  }
+  int SyncFs(int fd) override {
+    std::lock_guard lock(mu_);
+    return shared_.SyncFs(fd);
+  }
+
+ private:
+  FileIo& shared_;
+  std::mutex& mu_;
+};
 
 class RewrapCrashTest : public ::testing::Test {
  protected:
@@ -130,8 +153,18 @@ class RewrapCrashTest : public ::testing::Test {
                     size_t* rolled_back) {
     set_->Restore(*initial_);
     FaultInjectingFileIo fault(inner, plan);
+    // With several threads, each gets its own FileIo onto the one injector.
+    std::mutex mu;
+    LockedFileIo locked(fault, mu);
+    RewrapOptions run = o;
+    if (o.threads > 1) {
+      run.make_io = [&]() -> Result<std::unique_ptr<FileIo>> {
+        return std::unique_ptr<FileIo>(std::make_unique<LockedFileIo>(fault, mu));
+      };
+    }
+    FileIo& first = o.threads > 1 ? static_cast<FileIo&>(locked) : fault;
     std::vector<bool> durable(kVolumes, false);
-    auto c = set_->Rewrap(fault, o, [&](const RewrapBatchReport& r) {
+    auto c = set_->Rewrap(first, run, [&](const RewrapBatchReport& r) {
       for (size_t i = 0; i < r.results.size(); ++i) {
         if (r.results[i].outcome == RewrapOutcome::kRewrapped) durable[r.first_index + i] = true;
       }
@@ -155,13 +188,21 @@ VolumeSet* RewrapCrashTest::set_ = nullptr;
 std::vector<std::vector<uint8_t>>* RewrapCrashTest::initial_ = nullptr;
 std::vector<OpenResult>* RewrapCrashTest::original_ = nullptr;
 
-class PowerCut : public RewrapCrashTest,
-                 public ::testing::WithParamInterface<std::tuple<IoMode, RewrapDurability>> {};
+// (I/O, durability, rewrap threads). With two threads (svmkeyd's default) each thread has
+// its own FileIo onto the one injector, so the index counts both threads' operations and
+// the cut lands wherever their interleaving put op k: between one thread's writes and its
+// syncfs, after the other thread's syncfs covered them, or with a batch still in flight
+// when the other thread failed. Two threads do the same operations per batch as one, so
+// the one-thread trace has as many (RunPoint checks that op k was reached).
+class PowerCut
+    : public RewrapCrashTest,
+      public ::testing::WithParamInterface<std::tuple<IoMode, RewrapDurability, size_t>> {};
 
 TEST_P(PowerCut, AtEveryOperation) {
   auto inner = testing::MakeIo(std::get<0>(GetParam()));
-  const RewrapOptions o = Options(std::get<1>(GetParam()));
+  RewrapOptions o = Options(std::get<1>(GetParam()));
   const auto trace = CleanTrace(*inner, o);
+  o.threads = std::get<2>(GetParam());
   ASSERT_GT(trace.size(), 4 * kVolumes - 100);
   size_t rolled_back = 0;
   for (uint64_t k = 0; k < trace.size(); ++k) {
@@ -174,19 +215,22 @@ TEST_P(PowerCut, AtEveryOperation) {
   }
   // The cuts did drop unsynced slots (else this suite would prove nothing).
   EXPECT_GT(rolled_back, 0u);
-  std::printf("[ crash    ] %s: %zu power-cut points (every op), %zu writes rolled back\n",
-              inner->name().data(), trace.size(), rolled_back);
+  std::printf("[ crash    ] %s, %zu thread(s): %zu power-cut points (every op), %zu writes "
+              "rolled back\n",
+              inner->name().data(), o.threads, trace.size(), rolled_back);
 }
 
 INSTANTIATE_TEST_SUITE_P(
     Rewrap, PowerCut,
-    ::testing::Values(std::make_tuple(IoMode::kSync, RewrapDurability::kSyncFsPerBatch),
-                      std::make_tuple(IoMode::kSync, RewrapDurability::kFdatasyncPerFile),
-                      std::make_tuple(IoMode::kUring, RewrapDurability::kSyncFsPerBatch)),
-    [](const ::testing::TestParamInfo<std::tuple<IoMode, RewrapDurability>>& p) {
+    ::testing::Values(std::make_tuple(IoMode::kSync, RewrapDurability::kSyncFsPerBatch, 1),
+                      std::make_tuple(IoMode::kSync, RewrapDurability::kFdatasyncPerFile, 1),
+                      std::make_tuple(IoMode::kUring, RewrapDurability::kSyncFsPerBatch, 1),
+                      std::make_tuple(IoMode::kSync, RewrapDurability::kSyncFsPerBatch, 2)),
+    [](const ::testing::TestParamInfo<std::tuple<IoMode, RewrapDurability, size_t>>& p) {
       return std::string(testing::IoModeName(std::get<0>(p.param))) +
              (std::get<1>(p.param) == RewrapDurability::kSyncFsPerBatch ? "_syncfs"
-                                                                         : "_fdatasync");
+                                                                         : "_fdatasync") +
+             "_" + std::to_string(std::get<2>(p.param)) + "t";
     });
 
 TEST_F(RewrapCrashTest, FailedOpAtEveryOperation) {
