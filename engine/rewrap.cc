@@ -49,6 +49,7 @@
 #include <mutex>
 #include <string>
 #include <string_view>
+#include <system_error>
 #include <thread>
 #include <vector>
 
@@ -540,7 +541,11 @@ Result<RewrapCounters> RewrapVolumes(FileIo& io, KeyTable& table, const RewrapKe
   std::vector<std::thread> workers;
   workers.reserve(threads - 1);
   for (size_t t = 1; t < threads; ++t) {
-    workers.emplace_back([&coordinator, run = runs[t].get()] { run->Run(coordinator); });
+    try {
+      workers.emplace_back([&coordinator, run = runs[t].get()] { run->Run(coordinator); });
+    } catch (const std::system_error&) {
+      break;  // no thread to be had: the threads already running do all the batches
+    }
   }
   runs[0]->Run(coordinator);
   for (std::thread& w : workers) w.join();
