@@ -107,7 +107,8 @@ JobOutcome RunRekey(JobContext& ctx, KeyService& keys, const JobSettings& settin
   // RecordRekeyFailure, or the key store stays in svm_kek_rekey with no job running and
   // every rerun is refused with 8 (found by tests/reliability: a restart while Barbican
   // was unreachable).
-  const bool had_pending = keks.GetPending(svm).ok();
+  auto pending = keks.GetPending(svm);
+  const bool had_pending = pending.ok();
   auto fail_early = [&](const Status& status) {
     return had_pending ? FailAfterPending(ctx, req.config, status) : Finish(status);
   };
@@ -129,7 +130,6 @@ JobOutcome RunRekey(JobContext& ctx, KeyService& keys, const JobSettings& settin
   // svm_kek_rekey, in one transaction, before any blob is written. A rerun after a
   // failure or crash adopts the pending key instead (blobs may already use it).
   KeyHandle new_kek;
-  auto pending = keks.GetPending(svm);
   if (pending.ok()) {
     if (pending->generation != g + 1) {
       return fail_early(Status(ErrorCode::kSvmKekUnwrapFailed,

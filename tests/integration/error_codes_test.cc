@@ -150,14 +150,10 @@ TEST_F(ErrorCodesTest, PrechecksRefuseSynchronouslyWithTheirCodes) {
 
 class ErrorCodesBusyTest : public ErrorCodesTest {
  protected:
-  DaemonOptions Options() override {
-    DaemonOptions o;
-    o.batch_size = 16;  // a long rekey: many batch boundaries
-    // ...and a pause after each (625 batches x 5 ms >= 3 s), so the rekey outlasts the
-    // checks below and a 1 s return_timeout however fast the machine is.
-    o.extra_args = {"--rewrap-pause-ms=5"};
-    return o;
-  }
+  // A long rekey: many batch boundaries, and a pause after each (625 batches x 5 ms >=
+  // 3 s), so the rekey outlasts the checks below and a 1 s return_timeout however fast
+  // the machine is.
+  DaemonOptions Options() override { return DaemonOptions::ThrottledRewrap(16, 5); }
 };
 
 TEST_F(ErrorCodesBusyTest, SecondRekeyWhileOneRunsIsResourceInUseNamingTheJob) {
