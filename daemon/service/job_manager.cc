@@ -5,12 +5,13 @@
 #include "daemon/core/bus_error.h"
 #include "daemon/core/log.h"
 #include "daemon/table/states.h"
+#include "ipc/bus_names.h"
 #include "job1_adaptor.h"
 
 namespace svmkey::daemon {
 namespace {
 
-constexpr const char* kJobInterface = "org.svmkey.Job1";
+using ipc::kJobInterface;
 
 int64_t NowUs() {
   return std::chrono::duration_cast<std::chrono::microseconds>(
@@ -189,13 +190,7 @@ JobManager::JobManager(sdbus::IConnection& connection, EventLoop& loop,
 
 JobManager::~JobManager() { Shutdown(); }
 
-std::string JobManager::ObjectPath(const Uuid& job) {
-  std::string id = job.ToString();
-  for (char& c : id) {
-    if (c == '-') c = '_';
-  }
-  return "/org/svmkey/KeyManager1/job/" + id;
-}
+std::string JobManager::ObjectPath(const Uuid& job) { return ipc::JobObjectPath(job.ToString()); }
 
 void JobManager::Publish(const table::JobRow& row) {
   const std::string key = row.uuid.ToString();

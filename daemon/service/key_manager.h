@@ -25,13 +25,14 @@
 #include "daemon/service/jobs.h"
 #include "daemon/service/key_service.h"
 #include "daemon/table/rdb.h"
+#include "ipc/bus_names.h"
+#include "version.h"
 #include "keymanager1_adaptor.h"
 
 namespace svmkey::daemon {
 
-inline constexpr const char* kBusName = "org.svmkey.KeyManager1";
-inline constexpr const char* kObjectPath = "/org/svmkey/KeyManager1";
-inline constexpr const char* kVersion = "0.1.0";
+using ipc::kBusName;
+inline constexpr const char* kObjectPath = ipc::kManagerPath;
 
 struct KeyManagerSettings {
   std::string volume_root;   // new volumes' metadata files: <root>/<svm uuid>/<uuid>.meta
