@@ -6,10 +6,10 @@
 // Both objects belong to svmkeyctl's one thread; no event loop runs on the connection.
 #pragma once
 
+#include <sdbus-c++/sdbus-c++.h>
+
 #include <memory>
 #include <string>
-
-#include <sdbus-c++/sdbus-c++.h>
 
 #include "keymanager1_proxy.h"
 

@@ -3,9 +3,9 @@
 // prompt and handed to svmkeyd as the read end of a pipe (docs/ARCHITECTURE.md §9).
 #pragma once
 
-#include <string>
-
 #include <sdbus-c++/sdbus-c++.h>
+
+#include <string>
 
 namespace svmkey::ctl {
 
