@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "daemon/core/log.h"
+#include "daemon/table/job_table.h"
 #include "daemon/table/key_store_table.h"
 #include "daemon/table/svm_kek_table.h"
 #include "daemon/table/svm_table.h"
@@ -62,15 +63,28 @@ class TableVolumeSource final : public VolumeSource {
   std::vector<table::VolumeRow> rows_;
 };
 
-JobOutcome Recorded(Status status) {
-  JobOutcome out;
+// How a body ended, before RunJob records it (temporary shape, replaced by rekey_job.h).
+struct BodyEnd {
+  bool stopped = false;
+  Status status;
+  bool recorded = false;
+};
+
+BodyEnd Stopped() {
+  BodyEnd out;
+  out.stopped = true;
+  return out;
+}
+
+BodyEnd Recorded(Status status) {
+  BodyEnd out;
   out.status = std::move(status);
   out.recorded = true;
   return out;
 }
 
-JobOutcome Finish(Status status) {
-  JobOutcome out;
+BodyEnd Finish(Status status) {
+  BodyEnd out;
   out.status = std::move(status);
   return out;
 }
@@ -78,7 +92,7 @@ JobOutcome Finish(Status status) {
 // After phase 3 a failure goes through RecordRekeyFailure: the pending and active
 // SVM-KEKs stay, the key store returns to active (new keys under g are safe: g stays
 // held), and a rerun adopts the pending key.
-JobOutcome FailAfterPending(JobContext& ctx, const Uuid& config, const Status& status) {
+BodyEnd FailAfterPending(JobContext& ctx, const Uuid& config, const Status& status) {
   table::SvmKekTable keks(ctx.rdb());
   Status rec = keks.RecordRekeyFailure(config, KeyStoreState::kActive, ctx.uuid(),
                                        status.numeric_code(), status.ToString());
@@ -89,7 +103,7 @@ JobOutcome FailAfterPending(JobContext& ctx, const Uuid& config, const Status& s
   return Recorded(status);
 }
 
-JobOutcome RunRekey(JobContext& ctx, KeyService& keys, const JobSettings& settings,
+BodyEnd RunRekey(JobContext& ctx, KeyService& keys, const JobSettings& settings,
                     const JobRequest& req) {
   KeyTable& kt = keys.key_table();
   // Phase 1: prechecks again (a resumed job skipped the bus-side ones).
@@ -248,7 +262,7 @@ JobOutcome RunRekey(JobContext& ctx, KeyService& keys, const JobSettings& settin
   }
   if (!counters.ok()) return FailAfterPending(ctx, req.config, counters.status());
   if (!table_error.ok()) return FailAfterPending(ctx, req.config, table_error);
-  if (counters->stopped) return Interrupted();
+  if (counters->stopped) return Stopped();
   if (failed > 0) {
     return FailAfterPending(
         ctx, req.config,
@@ -285,7 +299,7 @@ JobOutcome RunRekey(JobContext& ctx, KeyService& keys, const JobSettings& settin
   return Recorded(Status::Ok());
 }
 
-JobOutcome RunRestore(JobContext& ctx, KeyService& keys, const JobRequest& req) {
+BodyEnd RunRestore(JobContext& ctx, KeyService& keys, const JobRequest& req) {
   Status s = ctx.SetPhase(table::kPhaseUnwrapCurrent, "fetching and unwrapping the active SVM-KEK");
   if (!s.ok()) return Finish(s);
   table::KeyStoreTable stores(ctx.rdb());
@@ -314,7 +328,7 @@ JobOutcome RunRestore(JobContext& ctx, KeyService& keys, const JobRequest& req) 
   return Finish(Status::Ok());
 }
 
-JobOutcome RunVerify(JobContext& ctx, KeyService& keys, const JobSettings& settings,
+BodyEnd RunVerify(JobContext& ctx, KeyService& keys, const JobSettings& settings,
                      const JobRequest& req) {
   Status s = ctx.SetPhase(table::kPhaseUnwrapCurrent, "opening the SVM-KEKs");
   if (!s.ok()) return Finish(s);
@@ -356,7 +370,7 @@ JobOutcome RunVerify(JobContext& ctx, KeyService& keys, const JobSettings& setti
     done += *n;
     s = ctx.SetProgress(done, *total);
     if (!s.ok()) return Finish(s);
-    if (ctx.stop_requested()) return Interrupted();
+    if (ctx.stop_requested()) return Stopped();
   }
   const std::string summary = std::to_string(done) + " volumes verified, " +
                               std::to_string(failed) + " failed";
@@ -406,72 +420,23 @@ std::string Describe(const JobRequest& request, const std::string& svm_name) {
   return std::string(KindName(request.kind)) + " of SVM " + svm_name;
 }
 
-Status RekeyPrechecks(table::Rdb& rdb, const Uuid& config, bool resuming, Uuid* svm) {
-  table::KeyStoreTable stores(rdb);
-  auto cfg = stores.GetBarbicanConfig(config);
-  if (!cfg.ok()) {
-    if (cfg.status().code() == ErrorCode::kEntryNotFound) {
-      return Status(ErrorCode::kEntryNotFound, "no Barbican configuration " + config.ToString());
-    }
-    return cfg.status();
-  }
-  *svm = cfg->key_store.svm;
-  auto enabled = stores.GetEnabledKeyStore(*svm);
-  if (!enabled.ok()) return enabled.status();
-  if (!enabled->has_value()) {
-    return Status(ErrorCode::kNoKeyManagerConfigured,
-                  "SVM " + svm->ToString() + " has no enabled key store");
-  }
-  const table::KeyStoreRow& ks = **enabled;
-  if (!(ks.uuid == config)) {
-    return Status(ErrorCode::kBarbicanNotConfigured,
-                  "configuration " + config.ToString() + " is not the enabled key store of SVM " +
-                      svm->ToString() + " (enabled: " + ks.uuid.ToString() + ")");
-  }
-  switch (ks.state) {
-    case KeyStoreState::kActive: break;
-    case KeyStoreState::kSwitching:
-      return Status(ErrorCode::kKeystoreSwitching, "key store state is switching");
-    case KeyStoreState::kInitializing:
-      return Status(ErrorCode::kKeystoreInitializing, "key store state is initializing");
-    case KeyStoreState::kDisabling:
-      return Status(ErrorCode::kKeystoreDisabling, "key store state is disabling");
-    case KeyStoreState::kBlocked:
-      return Status(ErrorCode::kKeyManagerBlocked, "key store state is blocked");
-    case KeyStoreState::kSvmKekRekey:
-      if (!resuming) {
-        return Status(ErrorCode::kResourceInUse, "SVM " + svm->ToString() +
-                                                     " is in svm_kek_rekey: a rekey is running");
-      }
-      break;
-  }
-  table::VolumeTable volumes(rdb);
-  auto admin = volumes.CountByKeyManager(*svm, table::KeyManager::kAdmin);
-  if (!admin.ok()) return admin.status();
-  if (*admin > 0) {
-    return Status(ErrorCode::kKeysInAdminSvm,
-                  std::to_string(*admin) + " volume keys of SVM " + svm->ToString() +
-                      " are held by the admin SVM's key manager");
-  }
-  table::SvmKekTable keks(rdb);
-  auto active = keks.GetActive(*svm);
-  if (!active.ok()) {
-    if (active.status().code() == ErrorCode::kEntryNotFound) {
-      return Status(ErrorCode::kNoInternalKeys, "SVM " + svm->ToString() + " has no SVM-KEK yet");
-    }
-    return active.status();
-  }
-  return Status::Ok();
-}
-
 JobOutcome RunJob(JobContext& ctx, KeyService& keys, const JobSettings& settings,
                   const JobRequest& request) {
+  BodyEnd end;
   switch (request.kind) {
-    case JobKind::kRekeyInternal: return RunRekey(ctx, keys, settings, request);
-    case JobKind::kRestore: return RunRestore(ctx, keys, request);
-    case JobKind::kVerify: return RunVerify(ctx, keys, settings, request);
+    case JobKind::kRekeyInternal: end = RunRekey(ctx, keys, settings, request); break;
+    case JobKind::kRestore: end = RunRestore(ctx, keys, request); break;
+    case JobKind::kVerify: end = RunVerify(ctx, keys, settings, request); break;
+    default: end = Finish(Status(ErrorCode::kUnexpectedException, "unknown job kind"));
   }
-  return Finish(Status(ErrorCode::kUnexpectedException, "unknown job kind"));
+  if (end.stopped) return JobOutcome::Interrupted();
+  if (!end.recorded) {
+    table::JobTable jobs(ctx.rdb());
+    const Status& s = end.status;
+    Status rec = jobs.Finish(ctx.uuid(), s.numeric_code(), s.ok() ? "" : s.ToString());
+    if (!rec.ok()) LogErr("job " + ctx.uuid().ToString() + ": cannot record the end: " + rec.ToString());
+  }
+  return JobOutcome::Finished(end.status);
 }
 
 }  // namespace svmkey::daemon

@@ -9,7 +9,8 @@
 #include <chrono>
 #include <string>
 
-#include "daemon/service/job_manager.h"
+#include "daemon/service/job_context.h"
+#include "daemon/service/prechecks.h"
 #include "daemon/service/key_service.h"
 #include "engine/rewrap.h"
 #include "engine/uring_file_io.h"
@@ -40,11 +41,6 @@ struct JobRequest {
 std::string EncodeJobRequest(const JobRequest& request);
 Result<JobRequest> DecodeJobRequest(const std::string& json);
 std::string Describe(const JobRequest& request, const std::string& svm_name);
-
-// Synchronous prechecks of rekey-internal (ontap-semantics §D "Pre"), no side effects:
-// 4, 65539817, 65539836, 65537610, 65539436, 65539437, 65537556, 65537547, 65537559, and
-// 8 when the SVM is in svm_kek_rekey. `resuming` accepts svm_kek_rekey (our own job).
-Status RekeyPrechecks(table::Rdb& rdb, const Uuid& config, bool resuming, Uuid* svm);
 
 JobOutcome RunJob(JobContext& ctx, KeyService& keys, const JobSettings& settings,
                   const JobRequest& request);

@@ -1,6 +1,7 @@
 #include "daemon/service/key_service.h"
 
 #include "daemon/core/log.h"
+#include "daemon/service/prechecks.h"
 #include "daemon/table/key_store_table.h"
 #include "engine/svm_kek.h"
 
@@ -115,14 +116,9 @@ Result<InstalledKek> KeyService::ActiveSvmKek(table::Rdb& rdb, const Uuid& svm) 
   if (auto installed = Installed(svm)) return *installed;
   std::lock_guard<std::mutex> create_lock(create_mu_);
   if (auto installed = Installed(svm)) return *installed;
-  table::KeyStoreTable stores(rdb);
-  auto enabled = stores.GetEnabledKeyStore(svm);
+  auto enabled = EnabledKeyStore(rdb, svm);
   if (!enabled.ok()) return enabled.status();
-  if (!enabled->has_value()) {
-    return Status(ErrorCode::kNoKeyManagerConfigured,
-                  "SVM " + svm.ToString() + " has no enabled key store");
-  }
-  const Uuid config = (*enabled)->uuid;
+  const Uuid config = enabled->uuid;
   table::SvmKekTable keks(rdb);
   auto active = keks.GetActive(svm);
   if (active.ok()) {
