@@ -21,12 +21,6 @@ int64_t NowUs() {
 
 }  // namespace
 
-JobOutcome Interrupted() {
-  JobOutcome out;
-  out.kind = JobOutcome::Kind::kInterrupted;
-  return out;
-}
-
 // One org.svmkey.Job1 object; lives on the loop thread.
 class JobObject final : public sdbus::AdaptorInterfaces<org::svmkey::Job1_adaptor> {
  public:
@@ -139,11 +133,34 @@ class JobObject final : public sdbus::AdaptorInterfaces<org::svmkey::Job1_adapto
   double rate_ = 0;
 };
 
-// ---- JobContext (job thread) ----
+// ---- ManagedJobContext (job thread) ----
 
-bool JobContext::stop_requested() const { return manager_.stopping_.load(); }
+// The JobContext of a job run by the manager: table writes through the job thread's own
+// connection, publication posted to the loop thread.
+class ManagedJobContext final : public JobContext {
+ public:
+  ManagedJobContext(JobManager& manager, Uuid uuid, std::unique_ptr<table::Rdb> rdb)
+      : manager_(manager), uuid_(uuid), rdb_(std::move(rdb)) {}
 
-Status JobContext::SetPhase(int phase, const std::string& message) {
+  const Uuid& uuid() const override { return uuid_; }
+  table::Rdb& rdb() override { return *rdb_; }
+  bool stop_requested() const override { return manager_.stopping_.load(); }
+  Status SetPhase(int phase, const std::string& message) override;
+  Status SetProgress(uint64_t done, uint64_t total) override;
+  void PublishPhase(int phase, const std::string& message) override;
+  void PublishProgress(uint64_t done, uint64_t total) override;
+
+ private:
+  JobManager& manager_;
+  Uuid uuid_;
+  std::unique_ptr<table::Rdb> rdb_;
+  // Rate estimate: an exponential average over progress samples.
+  std::chrono::steady_clock::time_point last_sample_{};
+  uint64_t last_done_ = 0;
+  double rate_ = 0;
+};
+
+Status ManagedJobContext::SetPhase(int phase, const std::string& message) {
   table::JobTable jobs(*rdb_);
   SVMKEY_RETURN_IF_ERROR(jobs.SetPhase(uuid_, phase, message));
   LogInfo("job " + uuid_.ToString() + ": phase " + std::string(table::PhaseName(phase)) +
@@ -153,19 +170,19 @@ Status JobContext::SetPhase(int phase, const std::string& message) {
   return Status::Ok();
 }
 
-void JobContext::PublishPhase(int phase, const std::string& message) {
+void ManagedJobContext::PublishPhase(int phase, const std::string& message) {
   const std::string name(table::PhaseName(phase));
   manager_.PostUpdate(uuid_, [name, message](JobObject& o) { o.SetPhase(name, message); });
 }
 
-Status JobContext::SetProgress(uint64_t done, uint64_t total) {
+Status ManagedJobContext::SetProgress(uint64_t done, uint64_t total) {
   table::JobTable jobs(*rdb_);
   SVMKEY_RETURN_IF_ERROR(jobs.SetProgress(uuid_, done, total));
   PublishProgress(done, total);
   return Status::Ok();
 }
 
-void JobContext::PublishProgress(uint64_t done, uint64_t total) {
+void ManagedJobContext::PublishProgress(uint64_t done, uint64_t total) {
   const auto now = std::chrono::steady_clock::now();
   if (last_sample_ != std::chrono::steady_clock::time_point{} && done >= last_done_) {
     const double dt = std::chrono::duration<double>(now - last_sample_).count();
@@ -244,7 +261,7 @@ void JobManager::Start(const Uuid& uuid, JobBody body) {
                               "cannot open the job table: " + rdb.status().ToString());
       LogErr("job " + uuid.ToString() + ": " + outcome.status.ToString());
     } else {
-      JobContext ctx(*this, uuid, std::move(rdb).value());
+      ManagedJobContext ctx(*this, uuid, std::move(rdb).value());
       table::JobTable jobs(ctx.rdb());
       // A job resumed after a crash or a SIGTERM is already `running` in the table
       // (running -> running is not a transition): only queued (or paused) jobs start.
@@ -255,18 +272,22 @@ void JobManager::Start(const Uuid& uuid, JobBody body) {
       } else if (row->state != table::JobState::kRunning) {
         started = jobs.Start(uuid);
       }
+      // A body that returns has recorded its own terminal state (job_context.h); the
+      // manager records one only for a body that never ran or threw.
+      bool recorded = false;
       if (!started.ok()) {
         outcome.status = started;
       } else {
         try {
           outcome = body(ctx);
+          recorded = true;
         } catch (const std::exception& e) {
           outcome.status = Status(ErrorCode::kUnexpectedException, e.what());
         }
       }
-      if (outcome.kind == JobOutcome::Kind::kFinished && !outcome.recorded) {
+      if (!recorded) {
         const Status& s = outcome.status;
-        Status rec = jobs.Finish(uuid, s.numeric_code(), s.ok() ? "" : s.ToString());
+        Status rec = jobs.Finish(uuid, s.numeric_code(), s.ToString());
         if (!rec.ok()) LogErr("job " + uuid.ToString() + ": cannot record the end: " + rec.ToString());
       }
       if (outcome.kind == JobOutcome::Kind::kInterrupted) {

@@ -369,7 +369,7 @@ void KeyManager::GetBarbicanConfig(sdbus::Result<VariantMap>&& result, std::stri
   Authorize();  // a reachability check talks to Keystone with the stored credential
   Defer<VariantMap>(shared, [this, config, map](table::Rdb& rdb) mutable {
     auto client = keys_.Client(rdb, config);
-    barbican::Reachability r;
+    KeyReachability r;
     if (!client.ok()) {
       r.code = client.status().code();
       r.message = client.status().ToString();
