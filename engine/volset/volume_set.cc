@@ -1,4 +1,4 @@
-#include "tools/volset/volume_set.h"
+#include "engine/volset/volume_set.h"
 
 #include <fcntl.h>
 #include <sys/stat.h>

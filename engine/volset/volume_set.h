@@ -23,7 +23,7 @@
 #include "engine/rewrap.h"
 #include "engine/status.h"
 #include "engine/uuid.h"
-#include "tools/volset/volume_set_manifest.h"
+#include "engine/volset/volume_set_manifest.h"
 
 namespace svmkey::volset {
 
