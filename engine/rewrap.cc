@@ -1,6 +1,7 @@
 // Batched VDEK rewrap (see rewrap.h for the contract).
 //
-//   per batch of B volumes (one Execute per phase, so io_uring keeps many in flight):
+//   per batch of B volumes (one Execute per phase through VolumeBatch, so io_uring keeps
+//   many in flight):
 //     open  ──▶ read 4096 (+slack) ──▶ CPU: decode, open under g, seal under g+1
 //       ──▶ write ONE 512-byte sector (the non-current slot) ──▶ durability
 //       ──▶ close ──▶ progress callback (may stop here)
@@ -11,21 +12,16 @@
 // nonce pool. The hot path allocates nothing per volume; only a failing volume
 // allocates, for its error message.
 //
-// Choices made by measurement (tests/rewrap/rw_rewrap_bench, warm cache, ext4 without a
-// journal on a virtio disk, this shared 2-vCPU VM; medians of 3, same-run ratios only):
-//   10^5 volumes, run 1: io_uring+syncfs/batch 84 k/s, sync+syncfs 90 k/s, io_only 87 k/s
-//                         (sync 97 k/s), io_uring+fdatasync/file 23 k/s;
-//   10^5 volumes, run 3 (busier host): 52 / 56 / 55 / 60 k/s, io_uring+fdatasync 43 k/s;
-//   10^4 volumes: io_uring+syncfs 70 k/s, io_uring+fdatasync 46 k/s, sync+fdatasync 5.8 k/s.
-//   - durability: one syncfs per batch (kSyncFsPerBatch) is the default: 1.2–3.6× the
-//     per-file fdatasync rate, which pays a disk flush per volume.
-//   - batch size 4096: 256/1024/16384 were 2–8 % slower or equal; 4096 keeps the arena
-//     at 4096 × 4.5 KiB ≈ 19 MiB.
-//   - queue depth 256 (uring_file_io.h); 32/64 were equal or slower in the same runs.
-//   With a warm cache io_uring and sync I/O are within noise of each other here (the ops
-//   complete inline); io_uring wins where requests block: per-file fdatasync (8× sync)
-//   and cold-cache reads (2× in reference/machine-ceilings.md). Per-volume CPU is ~4 µs,
-//   mostly the four BLAKE2b sector checksums of decode + encode, not the AES-GCM work.
+// Choices, measured with tests/rewrap/rw_rewrap_bench and svmkey-bench (numbers in
+// docs/BENCH.md):
+//   - durability: one syncfs per batch (kSyncFsPerBatch) is the default; a per-file
+//     fdatasync pays a disk flush per volume.
+//   - batch size and threads: rewrap.h (kServiceRewrapBatch, kServiceRewrapThreads).
+//   - queue depth: uring_file_io.h.
+//   With a warm cache io_uring and sync I/O run alike (the ops complete inline);
+//   io_uring wins where requests block: per-file fdatasync and cold-cache reads.
+//   Per-volume CPU is mostly the four BLAKE2b sector checksums of decode + encode, not
+//   the AES-GCM work.
 //
 // Failure grading (LUKS2 style), per volume:
 //   - before the write: nothing changed; the volume still opens under g.
@@ -174,7 +170,8 @@ class RewrapRun {
       return Status(ErrorCode::kInvalidArgument, "old and new SVM-KEK are the same handle");
     }
     SVMKEY_RETURN_IF_ERROR(EngineInit());
-    // Key schedules once per run (reference/machine-ceilings.md: ~2× per op otherwise).
+    // Key schedules once per run, not per volume: a schedule costs about as much as
+    // the AEAD operation it serves.
     auto old_ctx = AeadContext::Create(table, keys_.old_kek);
     if (!old_ctx.ok()) return old_ctx.status();
     auto new_ctx = AeadContext::Create(table, keys_.new_kek);
@@ -394,9 +391,9 @@ class RewrapRun {
   // AT_FDCWD), not fstat on the descriptor: under io_uring the descriptor was opened and
   // will be closed by the ring, and a libc call on it is the one use of a ring-owned fd
   // outside the ring. ThreadSanitizer sees that fstat but not the ring's close, and so
-  // reported the fd number's later reuse by another thread's sync I/O as a race (the
-  // TSan run of the concurrency test, CI of d3730f4). Same device either way: the path
-  // names the file just written, in a volume root only root can rename in.
+  // reports the fd number's later reuse by another thread's sync I/O as a race. Same
+  // device either way: the path names the file just written, in a volume root only root
+  // can rename in.
   Status SyncFileSystems(size_t n) {
     sync_fds_.clear();
     std::string_view last_dir;
