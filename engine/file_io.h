@@ -1,4 +1,4 @@
-// The I/O seam (DESIGN.md §4): every byte the engine reads or writes goes through a
+// The I/O seam (docs/ARCHITECTURE.md §4): every byte the engine reads or writes goes through a
 // FileIo. Three implementations share this interface:
 //   - SyncFileIo      (file_io.cc): plain syscalls, one at a time. The fallback when
 //                      io_uring cannot be set up (ENOSYS/EPERM under some seccomp

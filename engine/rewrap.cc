@@ -1,6 +1,7 @@
 // Batched VDEK rewrap (see rewrap.h for the contract).
 //
-//   per batch of B volumes (one Execute per phase, so io_uring keeps many in flight):
+//   per batch of B volumes (one Execute per phase through VolumeBatch, so io_uring keeps
+//   many in flight):
 //     open  ──▶ read 4096 (+slack) ──▶ CPU: decode, open under g, seal under g+1
 //       ──▶ write ONE 512-byte sector (the non-current slot) ──▶ durability
 //       ──▶ close ──▶ progress callback (may stop here)
@@ -11,21 +12,16 @@
 // nonce pool. The hot path allocates nothing per volume; only a failing volume
 // allocates, for its error message.
 //
-// Choices made by measurement (tests/rewrap/rw_rewrap_bench, warm cache, ext4 without a
-// journal on a virtio disk, this shared 2-vCPU VM; medians of 3, same-run ratios only):
-//   10^5 volumes, run 1: io_uring+syncfs/batch 84 k/s, sync+syncfs 90 k/s, io_only 87 k/s
-//                         (sync 97 k/s), io_uring+fdatasync/file 23 k/s;
-//   10^5 volumes, run 3 (busier host): 52 / 56 / 55 / 60 k/s, io_uring+fdatasync 43 k/s;
-//   10^4 volumes: io_uring+syncfs 70 k/s, io_uring+fdatasync 46 k/s, sync+fdatasync 5.8 k/s.
-//   - durability: one syncfs per batch (kSyncFsPerBatch) is the default: 1.2–3.6× the
-//     per-file fdatasync rate, which pays a disk flush per volume.
-//   - batch size 4096: 256/1024/16384 were 2–8 % slower or equal; 4096 keeps the arena
-//     at 4096 × 4.5 KiB ≈ 19 MiB.
-//   - queue depth 256 (uring_file_io.h); 32/64 were equal or slower in the same runs.
-//   With a warm cache io_uring and sync I/O are within noise of each other here (the ops
-//   complete inline); io_uring wins where requests block: per-file fdatasync (8× sync)
-//   and cold-cache reads (2× in reference/machine-ceilings.md). Per-volume CPU is ~4 µs,
-//   mostly the four BLAKE2b sector checksums of decode + encode, not the AES-GCM work.
+// Choices, measured with tests/rewrap/rw_rewrap_bench and svmkey-bench (numbers in
+// docs/BENCH.md):
+//   - durability: one syncfs per batch (kSyncFsPerBatch) is the default; a per-file
+//     fdatasync pays a disk flush per volume.
+//   - batch size and threads: rewrap.h (kServiceRewrapBatch, kServiceRewrapThreads).
+//   - queue depth: uring_file_io.h.
+//   With a warm cache io_uring and sync I/O run alike (the ops complete inline);
+//   io_uring wins where requests block: per-file fdatasync and cold-cache reads.
+//   Per-volume CPU is mostly the four BLAKE2b sector checksums of decode + encode, not
+//   the AES-GCM work.
 //
 // Failure grading (LUKS2 style), per volume:
 //   - before the write: nothing changed; the volume still opens under g.
@@ -55,6 +51,7 @@
 
 #include "aead.h"
 #include "secure_memory.h"
+#include "volume_batch.h"
 #include "volume_metadata.h"
 
 namespace svmkey {
@@ -74,13 +71,6 @@ std::string_view DirOf(std::string_view path) {
   const size_t slash = path.rfind('/');
   return slash == std::string_view::npos ? std::string_view(".") : path.substr(0, slash + 1);
 }
-
-// Per-volume state inside one batch.
-struct VolumeState {
-  int fd = -1;
-  int target_slot = -1;  // slot index to write, -1 = nothing to write
-  bool written = false;  // the write completed in full
-};
 
 // What the threads of one run share: the source, the progress callback, the counters
 // and the stop decision, all behind one lock.
@@ -180,7 +170,8 @@ class RewrapRun {
       return Status(ErrorCode::kInvalidArgument, "old and new SVM-KEK are the same handle");
     }
     SVMKEY_RETURN_IF_ERROR(EngineInit());
-    // Key schedules once per run (reference/machine-ceilings.md: ~2× per op otherwise).
+    // Key schedules once per run, not per volume: a schedule costs about as much as
+    // the AEAD operation it serves.
     auto old_ctx = AeadContext::Create(table, keys_.old_kek);
     if (!old_ctx.ok()) return old_ctx.status();
     auto new_ctx = AeadContext::Create(table, keys_.new_kek);
@@ -205,9 +196,8 @@ class RewrapRun {
 
     refs_.resize(b);
     results_.resize(b);
-    state_.resize(b);
-    ops_.resize(b);
-    index_.resize(b);
+    target_slot_.resize(b);
+    batch_ = VolumeBatch(b);
     sync_fds_.reserve(16);
     return Status::Ok();
   }
@@ -231,91 +221,62 @@ class RewrapRun {
   uint8_t* ReadBuf(size_t i) { return read_base_ + i * kReadStride; }
   uint8_t* WriteBuf(size_t i) { return write_base_ + i * kSectorSize; }
 
+  // Volume i failed: recorded in its result, and out of the batch's later phases.
   void Fail(size_t i, Status status) {
     results_[i].outcome = RewrapOutcome::kFailed;
     results_[i].status = std::move(status);
-    state_[i].target_slot = -1;
+    target_slot_[i] = -1;
+    batch_.Drop(i);
   }
 
-  // On an I/O-layer failure mid-batch, close what the batch opened (best effort) so a
-  // broken run does not leak descriptors.
+  // The phases of one batch, one Execute each (VolumeBatch closes what the batch opened
+  // when the I/O layer breaks mid-batch). A volume stays in the batch while it has a
+  // sector to write and, after the write, while that sector may count as durable.
   Status RunBatch(size_t n) {
-    Status s = RunBatchPhases(n);
-    if (!s.ok()) {
-      for (size_t i = 0; i < n; ++i) {
-        if (state_[i].fd < 0) continue;
-        IoOp close_op = IoOp::Close(state_[i].fd);
-        io_.Execute({&close_op, 1}).IgnoreError();
-        state_[i].fd = -1;
-      }
-    }
-    return s;
-  }
-
-  Status RunBatchPhases(size_t n) {
     for (size_t i = 0; i < n; ++i) {
       results_[i].outcome = RewrapOutcome::kFailed;
       results_[i].status = Status::Ok();
       results_[i].blob.fill(0);
-      state_[i] = VolumeState{};
+      target_slot_[i] = -1;
     }
+    batch_.Begin(n);
+    const std::span<const VolumeRef> refs(refs_.data(), n);
 
     // Phase 1: open every file of the batch.
-    for (size_t i = 0; i < n; ++i) {
-      ops_[i] = IoOp::Open(AT_FDCWD, refs_[i].path.c_str(), O_RDWR);
-    }
-    SVMKEY_RETURN_IF_ERROR(io_.Execute({ops_.data(), n}));
-    for (size_t i = 0; i < n; ++i) {
-      if (ops_[i].result < 0) {
-        Fail(i, IoError(ops_[i].result, false, refs_[i].path));
-      } else {
-        state_[i].fd = ops_[i].result;
-      }
-    }
+    SVMKEY_RETURN_IF_ERROR(batch_.Open(io_, refs, O_RDWR, 0, [&](size_t i, int32_t err) {
+      Fail(i, IoError(err, false, refs_[i].path));
+    }));
 
-    // Phase 2: read each whole file (plus slack to catch an oversized one).
-    size_t m = 0;
-    for (size_t i = 0; i < n; ++i) {
-      if (state_[i].fd < 0) continue;
-      ops_[m] = IoOp::ReadToEof(state_[i].fd, ReadBuf(i), kReadStride, 0);
-      index_[m++] = i;
-    }
-    SVMKEY_RETURN_IF_ERROR(io_.Execute({ops_.data(), m}));
+    // Phase 2: read each whole file (plus slack to catch an oversized one); then the CPU
+    // work for the whole batch, between the I/O phases (Prepare decides what to write).
+    SVMKEY_RETURN_IF_ERROR(batch_.Each(
+        io_, [&](size_t i) { return IoOp::ReadToEof(batch_.fd(i), ReadBuf(i), kReadStride, 0); },
+        [&](size_t i, int32_t got) {
+          if (got < 0) {
+            Fail(i, IoError(got, false, refs_[i].path));
+            return false;
+          }
+          Prepare(i, static_cast<size_t>(got));
+          return target_slot_[i] >= 0;
+        }));
 
-    // Phase 3: CPU for the whole batch, between the I/O phases.
-    for (size_t k = 0; k < m; ++k) {
-      const size_t i = index_[k];
-      if (ops_[k].result < 0) {
-        Fail(i, IoError(ops_[k].result, false, refs_[i].path));
-        continue;
-      }
-      Prepare(i, static_cast<size_t>(ops_[k].result));
-    }
+    // Phase 3: write only the non-current slot's sector.
+    SVMKEY_RETURN_IF_ERROR(batch_.Each(
+        io_,
+        [&](size_t i) {
+          return IoOp::Write(batch_.fd(i), WriteBuf(i), kSectorSize,
+                             kSlotOffset[target_slot_[i]]);
+        },
+        [&](size_t i, int32_t got) {
+          if (got == static_cast<int32_t>(kSectorSize)) return true;
+          Fail(i, IoError(got < 0 ? got : -EIO, true, refs_[i].path));
+          return false;
+        }));
 
-    // Phase 4: write only the non-current slot's sector.
-    m = 0;
-    for (size_t i = 0; i < n; ++i) {
-      if (state_[i].target_slot < 0) continue;
-      ops_[m] = IoOp::Write(state_[i].fd, WriteBuf(i), kSectorSize,
-                            kSlotOffset[state_[i].target_slot]);
-      index_[m++] = i;
-    }
-    SVMKEY_RETURN_IF_ERROR(io_.Execute({ops_.data(), m}));
-    size_t written = 0;
-    for (size_t k = 0; k < m; ++k) {
-      const size_t i = index_[k];
-      if (ops_[k].result != static_cast<int32_t>(kSectorSize)) {
-        Fail(i, IoError(ops_[k].result < 0 ? ops_[k].result : -EIO, true, refs_[i].path));
-        continue;
-      }
-      state_[i].written = true;
-      ++written;
-    }
-
-    // Phase 5: durability of every written slot, before anyone hears of it.
-    if (written > 0) {
+    // Phase 4: durability of every written slot, before anyone hears of it.
+    if (batch_.remaining() > 0) {
       SVMKEY_RETURN_IF_ERROR(options_.durability == RewrapDurability::kFdatasyncPerFile
-                                 ? SyncEachFile(n)
+                                 ? SyncEachFile()
                                  : SyncFileSystems(n));
     }
     // COMMIT POINT: every slot marked kRewrapped below is durable. A crash before this
@@ -323,21 +284,14 @@ class RewrapRun {
     // may be lost or torn, which only invalidates that slot); after it, the volume's
     // current slot is under g+1 and its old slot under g still holds the same VDEK.
     for (size_t i = 0; i < n; ++i) {
-      if (state_[i].written) {
+      if (batch_.in(i)) {
         results_[i].outcome = RewrapOutcome::kRewrapped;
         std::memcpy(results_[i].blob.data(), WriteBuf(i), kSectorSize);
       }
     }
 
-    // Phase 6: close. A close error after the data is durable changes nothing on disk,
-    // so it is not reported per volume (Linux releases the fd either way).
-    m = 0;
-    for (size_t i = 0; i < n; ++i) {
-      if (state_[i].fd >= 0) ops_[m++] = IoOp::Close(state_[i].fd);
-    }
-    SVMKEY_RETURN_IF_ERROR(io_.Execute({ops_.data(), m}));
-    for (size_t i = 0; i < n; ++i) state_[i].fd = -1;
-    return Status::Ok();
+    // Phase 5: close (see VolumeBatch::Close for why a close error is not per volume).
+    return batch_.Close(io_);
   }
 
   // Decodes the file read into ReadBuf(i) and prepares the sector to write (or decides
@@ -360,7 +314,7 @@ class RewrapRun {
       // Benchmark baseline: the same I/O, no crypto. The copy keeps the sequence, so
       // the current slot stays current and the volume still opens under its generation.
       EncodeSlot(cur, other, WriteBuf(i));
-      state_[i].target_slot = other;
+      target_slot_[i] = other;
       return;
     }
 
@@ -415,26 +369,18 @@ class RewrapRun {
       return;
     }
     EncodeSlot(next, other, WriteBuf(i));
-    state_[i].target_slot = other;
+    target_slot_[i] = other;
   }
 
   // One fdatasync per written file, all in flight at once.
-  Status SyncEachFile(size_t n) {
-    size_t m = 0;
-    for (size_t i = 0; i < n; ++i) {
-      if (!state_[i].written) continue;
-      ops_[m] = IoOp::Fdatasync(state_[i].fd);
-      index_[m++] = i;
-    }
-    SVMKEY_RETURN_IF_ERROR(io_.Execute({ops_.data(), m}));
-    for (size_t k = 0; k < m; ++k) {
-      const size_t i = index_[k];
-      if (ops_[k].result < 0) {
-        state_[i].written = false;
-        Fail(i, IoError(ops_[k].result, true, refs_[i].path));
-      }
-    }
-    return Status::Ok();
+  Status SyncEachFile() {
+    return batch_.Each(
+        io_, [&](size_t i) { return IoOp::Fdatasync(batch_.fd(i)); },
+        [&](size_t i, int32_t rc) {
+          if (rc >= 0) return true;
+          Fail(i, IoError(rc, true, refs_[i].path));
+          return false;
+        });
   }
 
   // One syncfs per file system touched by the batch (normally exactly one: the volume
@@ -445,15 +391,15 @@ class RewrapRun {
   // AT_FDCWD), not fstat on the descriptor: under io_uring the descriptor was opened and
   // will be closed by the ring, and a libc call on it is the one use of a ring-owned fd
   // outside the ring. ThreadSanitizer sees that fstat but not the ring's close, and so
-  // reported the fd number's later reuse by another thread's sync I/O as a race (the
-  // TSan run of the concurrency test, CI of d3730f4). Same device either way: the path
-  // names the file just written, in a volume root only root can rename in.
+  // reports the fd number's later reuse by another thread's sync I/O as a race. Same
+  // device either way: the path names the file just written, in a volume root only root
+  // can rename in.
   Status SyncFileSystems(size_t n) {
     sync_fds_.clear();
     std::string_view last_dir;
     bool have_last = false;
     for (size_t i = 0; i < n; ++i) {
-      if (!state_[i].written) continue;
+      if (!batch_.in(i)) continue;
       const std::string_view dir = DirOf(refs_[i].path);
       if (have_last && dir == last_dir) continue;
       last_dir = dir;
@@ -462,12 +408,12 @@ class RewrapRun {
       if (::stat(refs_[i].path.c_str(), &st) != 0) {
         // Renamed away mid-batch: its file system is unknown, so it gets its own syncfs
         // (a second syncfs of one file system costs little; a missing one loses data).
-        sync_fds_.emplace_back(static_cast<dev_t>(-1), state_[i].fd);
+        sync_fds_.emplace_back(static_cast<dev_t>(-1), batch_.fd(i));
         continue;
       }
       const bool seen = std::any_of(sync_fds_.begin(), sync_fds_.end(),
                                     [&](const auto& p) { return p.first == st.st_dev; });
-      if (!seen) sync_fds_.emplace_back(st.st_dev, state_[i].fd);
+      if (!seen) sync_fds_.emplace_back(st.st_dev, batch_.fd(i));
     }
     int failed = 0;
     for (const auto& [dev, fd] : sync_fds_) {
@@ -477,9 +423,7 @@ class RewrapRun {
     if (failed < 0) {
       // We cannot tell which writes reached the disk: none of the batch counts as done.
       for (size_t i = 0; i < n; ++i) {
-        if (!state_[i].written) continue;
-        state_[i].written = false;
-        Fail(i, IoError(failed, true, refs_[i].path));
+        if (batch_.in(i)) Fail(i, IoError(failed, true, refs_[i].path));
       }
     }
     return Status::Ok();
@@ -498,9 +442,8 @@ class RewrapRun {
   bool buffers_registered_ = false;
   std::vector<VolumeRef> refs_;
   std::vector<RewrapVolumeResult> results_;
-  std::vector<VolumeState> state_;
-  std::vector<IoOp> ops_;
-  std::vector<size_t> index_;
+  std::vector<int> target_slot_;  // slot index to write, -1 = nothing to write
+  VolumeBatch batch_;
   std::vector<std::pair<dev_t, int>> sync_fds_;
 };
 

@@ -1,4 +1,4 @@
-// Batched VDEK rewrap: the heart of rekey-internal (DESIGN.md §4, "Rewrap pipeline").
+// Batched VDEK rewrap: the heart of rekey-internal (docs/ARCHITECTURE.md §4).
 //
 // Input: the volumes of one SVM (streamed from a VolumeSource, so memory does not grow
 // with N), the handle of SVM-KEK generation g and of g+1. Per volume: read the metadata
@@ -71,10 +71,10 @@ class SpanVolumeSource final : public VolumeSource {
   size_t pos_ = 0;
 };
 
-// What svmkeyd runs with by default (and svmkey-bench measures by default): 2 threads of
-// 2048-volume batches. Measured (svmkey-bench, 10^5 volumes, warm, this 2-vCPU VM, same
-// run): 77.9 k vol/s and 29 MiB peak RSS, against 78.1 k / 53 MiB for 2 × 4096, 82.6 k /
-// 76 MiB for 3 × 4096, and 62 k / 29 MiB for one thread of 4096.
+// The rewrap defaults, in one place: RewrapOptions starts from them, and svmkeyd and
+// svmkey-bench use them as theirs. Two threads, so one thread's syncfs overlaps the
+// other's reads, crypto and writes; 2048 volumes per batch, which keeps each thread's
+// arena near 9 MiB at about the rate of larger batches (measurements: docs/BENCH.md).
 inline constexpr size_t kServiceRewrapBatch = 2048;
 inline constexpr size_t kServiceRewrapThreads = 2;
 
@@ -85,10 +85,11 @@ enum class RewrapDurability : uint8_t {
 
 struct RewrapOptions {
   // Volumes per batch (1..65536). The run allocates ~4.5 KiB of I/O arena per volume of
-  // a batch, once. 4096 measured best-or-equal here (rewrap.cc notes).
-  size_t batch_size = 4096;
+  // a batch, once per thread. A batch costs one syncfs, so larger batches amortize it.
+  size_t batch_size = kServiceRewrapBatch;
   // kSyncFsPerBatch syncs every file system the batch wrote to (normally one: the
-  // metadata root). Measured 3-4x faster than kFdatasyncPerFile on this machine.
+  // metadata root); kFdatasyncPerFile pays a disk flush per volume and is several times
+  // slower.
   RewrapDurability durability = RewrapDurability::kSyncFsPerBatch;
   // Benchmark baseline only: do the same reads, writes and syncs, but leave the crypto
   // out (the written slot is a copy of the current one, same generation and sequence,
@@ -99,7 +100,7 @@ struct RewrapOptions {
   // schedules (1..16). With more than one, one thread's syncfs overlaps the others'
   // reads, crypto and writes. Threads beyond the first need `make_io`; without it the
   // run uses one. Each thread allocates its own arena (see batch_size).
-  size_t threads = 1;
+  size_t threads = kServiceRewrapThreads;
   // Makes the FileIo of each additional thread (the caller's `io` serves the first).
   std::function<Result<std::unique_ptr<FileIo>>()> make_io;
 };

@@ -10,9 +10,8 @@
 //
 // Setup follows fio/liburing practice: the wanted setup flags are tried together and,
 // on -EINVAL (an older kernel), dropped one at a time, newest feature first. The io-wq
-// worker bound is raised (io_uring punts buffered fsync/fdatasync to io-wq, whose
-// default bound capped per-file durability here at ~8–9 k/s; see
-// reference/machine-ceilings.md).
+// worker bound is raised: io_uring punts buffered fsync/fdatasync to io-wq, and its
+// default bound caps how many per-file syncs run at once.
 //
 // Thread safety: a UringFileIo is used by one thread at a time (one ring per thread).
 // SyncFs is a plain syncfs(2): io_uring has no syncfs opcode.
@@ -31,9 +30,8 @@
 namespace svmkey {
 
 struct UringOptions {
-  // Requests in flight (SQ entries). 256 was best or equal in every rewrap benchmark
-  // run on this machine; 32/64 were equal in one run and ~2× slower in another
-  // (engine/rewrap.cc notes).
+  // Requests in flight (SQ entries). Deep enough for a whole phase of a rewrap batch to
+  // overlap; shallower queues measured equal or slower (docs/BENCH.md).
   unsigned queue_depth = 256;
   // io-wq worker bounds (bounded = regular-file work such as buffered fdatasync;
   // unbounded = sockets etc.). 0 leaves the kernel default.

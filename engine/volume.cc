@@ -9,12 +9,14 @@
 
 #include "aead.h"
 #include "secure_memory.h"
+#include "volume_batch.h"
 
 namespace svmkey {
 namespace {
 
-constexpr size_t kCreateBatch = 1024;
-// Verify reads one byte past 4096 so an oversized file is caught; keep 512 alignment.
+// Volumes per batch of CreateVolumes and VerifyVolumes.
+constexpr size_t kBatch = 1024;
+// Verify reads a sector past 4096 so an oversized file shows up in the same request.
 constexpr size_t kReadStride = kMetadataFileSize + kSectorSize;
 
 std::string DirName(const std::string& path) {
@@ -73,6 +75,10 @@ OpenResult VdekOpener::Open(const DecodedMetadata& meta, uint8_t* vdek,
   OpenResult out;
   int order[2];
   const int n = meta.Candidates(order);
+  if (n > 0) {
+    out.current_slot = order[0];
+    out.current_generation = meta.slot[order[0]]->generation;
+  }
   bool tag_failed = false;
   for (int i = 0; i < n; ++i) {
     const VdekSlot& slot = *meta.slot[order[i]];
@@ -119,11 +125,11 @@ Status CreateVolumes(FileIo& io, KeyTable& table, KeyHandle kek, uint64_t genera
   if (!vdeks.ok()) return vdeks.status();
   randombytes_buf(vdeks->data(), vdeks->size());
   NoncePool nonces;
-  std::vector<uint8_t> files(kMetadataFileSize * std::min(volumes.size(), kCreateBatch));
-  std::vector<IoOp> ops(std::min(volumes.size(), kCreateBatch));
+  std::vector<uint8_t> files(kMetadataFileSize * std::min(volumes.size(), kBatch));
+  VolumeBatch batch(std::min(volumes.size(), kBatch));
 
-  for (size_t base = 0; base < volumes.size(); base += kCreateBatch) {
-    const size_t n = std::min(kCreateBatch, volumes.size() - base);
+  for (size_t base = 0; base < volumes.size(); base += kBatch) {
+    const size_t n = std::min(kBatch, volumes.size() - base);
     // CPU: seal and encode every file of the batch.
     for (size_t i = 0; i < n; ++i) {
       const size_t v = base + i;
@@ -160,44 +166,28 @@ Status CreateVolumes(FileIo& io, KeyTable& table, KeyHandle kek, uint64_t genera
       EncodeSlot(slot, 0, file + kSlotOffset[0]);
       std::memcpy(results[v].blob.data(), file + kSlotOffset[0], kSectorSize);
     }
-    // I/O: open (exclusive create), write, close — each a batch through the seam.
-    size_t m = 0;
-    std::vector<size_t> idx;
-    idx.reserve(n);
+    // I/O: open (exclusive create), write, close — one Execute each.
+    const std::span<const VolumeRef> refs = volumes.subspan(base, n);
+    batch.Begin(n);
     for (size_t i = 0; i < n; ++i) {
-      if (!results[base + i].status.ok()) continue;
-      ops[m++] = IoOp::Open(AT_FDCWD, volumes[base + i].path.c_str(),
-                            O_WRONLY | O_CREAT | O_EXCL, 0600);
-      idx.push_back(i);
+      if (!results[base + i].status.ok()) batch.Drop(i);
     }
-    SVMKEY_RETURN_IF_ERROR(io.Execute({ops.data(), m}));
-    std::vector<int> fds(m, -1);
-    size_t w = 0;
-    std::vector<size_t> widx;
-    widx.reserve(m);
-    for (size_t j = 0; j < m; ++j) {
-      const size_t v = base + idx[j];
-      if (ops[j].result < 0) {
-        results[v].status = IoError(ops[j].result, true, volumes[v].path);
-        continue;
-      }
-      fds[j] = ops[j].result;
-      widx.push_back(j);
-    }
-    for (size_t j : widx) {
-      ops[w++] = IoOp::Write(fds[j], files.data() + idx[j] * kMetadataFileSize, kMetadataFileSize, 0);
-    }
-    SVMKEY_RETURN_IF_ERROR(io.Execute({ops.data(), w}));
-    for (size_t k = 0; k < w; ++k) {
-      const size_t v = base + idx[widx[k]];
-      if (ops[k].result != static_cast<int32_t>(kMetadataFileSize)) {
-        results[v].status =
-            IoError(ops[k].result < 0 ? ops[k].result : -EIO, true, volumes[v].path);
-      }
-    }
-    size_t c = 0;
-    for (size_t j : widx) ops[c++] = IoOp::Close(fds[j]);
-    SVMKEY_RETURN_IF_ERROR(io.Execute({ops.data(), c}));
+    SVMKEY_RETURN_IF_ERROR(batch.Open(io, refs, O_WRONLY | O_CREAT | O_EXCL, 0600,
+                                      [&](size_t i, int32_t err) {
+                                        results[base + i].status = IoError(err, true, refs[i].path);
+                                      }));
+    SVMKEY_RETURN_IF_ERROR(batch.Each(
+        io,
+        [&](size_t i) {
+          return IoOp::Write(batch.fd(i), files.data() + i * kMetadataFileSize,
+                             kMetadataFileSize, 0);
+        },
+        [&](size_t i, int32_t got) {
+          if (got == static_cast<int32_t>(kMetadataFileSize)) return true;
+          results[base + i].status = IoError(got < 0 ? got : -EIO, true, refs[i].path);
+          return false;
+        }));
+    SVMKEY_RETURN_IF_ERROR(batch.Close(io));
   }
   vdeks->Wipe();
   // COMMIT POINT: after this syncfs every created file is durable. A crash before it
@@ -216,52 +206,39 @@ Status VerifyVolumes(FileIo& io, KeyTable& table, const KeyRing& ring,
   if (!opener.ok()) return opener.status();
   auto vdek = SecureBuffer::Allocate(kKeyBytes);
   if (!vdek.ok()) return vdek.status();
-  const size_t batch = std::min(volumes.size(), kCreateBatch);
-  std::vector<uint8_t> files(kReadStride * batch);
-  std::vector<IoOp> ops(batch);
-  std::vector<int> fds(batch);
-  for (size_t base = 0; base < volumes.size(); base += kCreateBatch) {
-    const size_t n = std::min(kCreateBatch, volumes.size() - base);
-    for (size_t i = 0; i < n; ++i) {
-      ops[i] = IoOp::Open(AT_FDCWD, volumes[base + i].path.c_str(), O_RDONLY);
-    }
-    SVMKEY_RETURN_IF_ERROR(io.Execute({ops.data(), n}));
-    for (size_t i = 0; i < n; ++i) {
-      fds[i] = ops[i].result;
-      results[base + i] = OpenResult{};
-      if (fds[i] < 0) results[base + i].status = IoError(fds[i], false, volumes[base + i].path);
-    }
-    size_t m = 0;
-    std::vector<size_t> ridx;
-    for (size_t i = 0; i < n; ++i) {
-      if (fds[i] < 0) continue;
-      ops[m++] = IoOp::Read(fds[i], files.data() + i * kReadStride, kMetadataFileSize + 1, 0);
-      ridx.push_back(i);
-    }
-    SVMKEY_RETURN_IF_ERROR(io.Execute({ops.data(), m}));
-    for (size_t k = 0; k < m; ++k) {
-      const size_t i = ridx[k];
-      OpenResult& r = results[base + i];
-      if (ops[k].result < 0) {
-        r.status = IoError(ops[k].result, false, volumes[base + i].path);
-        continue;
-      }
-      auto meta = DecodeMetadataFile(
-          std::span<const uint8_t>(files.data() + i * kReadStride,
-                                   static_cast<size_t>(ops[k].result)),
-          &volumes[base + i].id);
-      if (!meta.ok()) {
-        r.status = meta.status();
-        continue;
-      }
-      r = opener->Open(*meta, vdek->data(), fingerprint_key);
-      vdek->Wipe();
-    }
-    size_t c = 0;
-    for (size_t i = 0; i < n; ++i) {
-      if (fds[i] >= 0) ops[c++] = IoOp::Close(fds[i]);
-    }
-    SVMKEY_RETURN_IF_ERROR(io.Execute({ops.data(), c}));
+  std::vector<uint8_t> files(kReadStride * std::min(volumes.size(), kBatch));
+  VolumeBatch batch(std::min(volumes.size(), kBatch));
+  for (size_t base = 0; base < volumes.size(); base += kBatch) {
+    const size_t n = std::min(kBatch, volumes.size() - base);
+    const std::span<const VolumeRef> refs = volumes.subspan(base, n);
+    const std::span<OpenResult> out = results.subspan(base, n);
+    for (OpenResult& r : out) r = OpenResult{};
+    batch.Begin(n);
+    SVMKEY_RETURN_IF_ERROR(batch.Open(io, refs, O_RDONLY, 0, [&](size_t i, int32_t err) {
+      out[i].status = IoError(err, false, refs[i].path);
+    }));
+    SVMKEY_RETURN_IF_ERROR(batch.Each(
+        io,
+        [&](size_t i) {
+          return IoOp::ReadToEof(batch.fd(i), files.data() + i * kReadStride, kReadStride, 0);
+        },
+        [&](size_t i, int32_t got) {
+          if (got < 0) {
+            out[i].status = IoError(got, false, refs[i].path);
+            return false;
+          }
+          auto meta = DecodeMetadataFile(
+              std::span<const uint8_t>(files.data() + i * kReadStride, static_cast<size_t>(got)),
+              &refs[i].id);
+          if (!meta.ok()) {
+            out[i].status = meta.status();
+            return false;
+          }
+          out[i] = opener->Open(*meta, vdek->data(), fingerprint_key);
+          vdek->Wipe();
+          return true;
+        }));
+    SVMKEY_RETURN_IF_ERROR(batch.Close(io));
   }
   return Status::Ok();
 }

@@ -67,7 +67,12 @@ struct OpenResult {
   Status status;
   uint64_t generation = 0;  // generation of the slot that opened
   uint64_t sequence = 0;
-  int slot = -1;
+  int slot = -1;             // the slot that opened
+  // The current slot (the valid one with the highest sequence) and its generation, once
+  // the file decoded (-1 before): whether or not it opened, and even when an older slot
+  // did.
+  int current_slot = -1;
+  uint64_t current_generation = 0;
   VdekFingerprint fingerprint{};
 };
 

@@ -1,4 +1,4 @@
-// The volume metadata file, format v1 (DESIGN.md §4): one file per volume, exactly
+// The volume metadata file, format v1 (docs/ARCHITECTURE.md §4): one file per volume, exactly
 // 4096 bytes, little-endian, every field fixed-width.
 //
 //   offset  size  region

@@ -16,8 +16,8 @@
 #include "daemon/table/volume_table.h"
 #include "engine/svm_kek.h"
 #include "engine/volume.h"
-#include "tools/volset/kek_file.h"
-#include "tools/volset/volume_set_manifest.h"
+#include "engine/volset/kek_file.h"
+#include "engine/volset/volume_set_manifest.h"
 
 namespace svmkey::daemon {
 namespace {

@@ -1,6 +1,6 @@
 // Unit tests for the volume-set manifest: header and line codec, writer/reader round
 // trip, ManifestVolumeSource's errors on malformed, truncated and padded manifests.
-#include "tools/volset/volume_set_manifest.h"
+#include "engine/volset/volume_set_manifest.h"
 
 #include <gtest/gtest.h>
 

@@ -1,6 +1,6 @@
 // Unit tests for the volume-set library: KEK files, CreateVolumeSet + VerifyVolumeSet
 // on ~200 volumes (with clones), per-volume failures, and RekeyVolumeSet.
-#include "tools/volset/volume_set.h"
+#include "engine/volset/volume_set.h"
 
 #include <gtest/gtest.h>
 #include <sys/stat.h>
@@ -10,9 +10,9 @@
 #include <vector>
 
 #include "engine/uring_file_io.h"
+#include "engine/volset/kek_file.h"
 #include "engine/volume_metadata.h"
 #include "tests/bench/test_temp_dir.h"
-#include "tools/volset/kek_file.h"
 
 namespace svmkey::volset {
 namespace {

@@ -101,6 +101,7 @@ class RewrapCrashTest : public ::testing::Test {
     RewrapOptions o;
     o.batch_size = kBatch;
     o.durability = d;
+    o.threads = 1;  // the two-thread runs set it
     return o;
   }
 

@@ -1,9 +1,9 @@
 // svmkey-bench results: one cell per (mode, N, cache) holding every repetition, printed
 // as a table, written as CSV and drawn as a PNG (gnuplot).
 //
-// Ratios compare medians measured in the same run (the host drifts; see
-// reference/machine-ceilings.md): a mode's median volumes/s divided by the I/O-only
-// pass's, fio's and the naive loop's, for the same N and cache state.
+// Ratios compare medians measured in the same run (a host's speed drifts between runs):
+// a mode's median volumes/s divided by the I/O-only pass's, fio's and the naive loop's,
+// for the same N and cache state.
 #pragma once
 
 #include <cstdint>

@@ -16,7 +16,7 @@
 #include "engine/aead.h"
 #include "engine/secure_memory.h"
 #include "engine/volume_metadata.h"
-#include "tools/volset/volume_set_manifest.h"
+#include "engine/volset/volume_set_manifest.h"
 
 extern char** environ;
 

@@ -28,12 +28,12 @@
 #include "engine/rewrap.h"
 #include "engine/secure_memory.h"
 #include "engine/uring_file_io.h"
+#include "engine/volset/kek_file.h"
+#include "engine/volset/volume_set.h"
+#include "engine/volset/volume_set_manifest.h"
 #include "tools/bench/bench_report.h"
 #include "tools/bench/bench_runs.h"
 #include "tools/bench/measured_child.h"
-#include "tools/volset/kek_file.h"
-#include "tools/volset/volume_set.h"
-#include "tools/volset/volume_set_manifest.h"
 
 namespace svmkey::bench {
 namespace {

@@ -15,9 +15,9 @@
 #include "engine/key_table.h"
 #include "engine/rewrap.h"
 #include "engine/secure_memory.h"
-#include "tools/volset/kek_file.h"
-#include "tools/volset/volume_set.h"
-#include "tools/volset/volume_set_manifest.h"
+#include "engine/volset/kek_file.h"
+#include "engine/volset/volume_set.h"
+#include "engine/volset/volume_set_manifest.h"
 
 namespace svmkey::volset {
 namespace {

@@ -1,4 +1,4 @@
-#include "tools/volset/volume_set_manifest.h"
+#include "engine/volset/volume_set_manifest.h"
 
 #include <fcntl.h>
 #include <unistd.h>

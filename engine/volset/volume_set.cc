@@ -1,4 +1,4 @@
-#include "tools/volset/volume_set.h"
+#include "engine/volset/volume_set.h"
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -10,7 +10,6 @@
 #include <cstring>
 #include <filesystem>
 
-#include "engine/secure_memory.h"
 #include "engine/uring_file_io.h"
 #include "engine/volume.h"
 
@@ -152,17 +151,8 @@ Result<VerifyVolumeSetReport> VerifyVolumeSet(FileIo& io, KeyTable& table, KeyHa
   if (batch_size == 0) return Status(ErrorCode::kInvalidArgument, "batch size must be > 0");
   KeyRing ring;
   ring.Add(generation, kek);
-  auto opener = VdekOpener::Create(table, ring);
-  if (!opener.ok()) return opener.status();
-  auto vdek = SecureBuffer::Allocate(kKeyBytes);
-  if (!vdek.ok()) return vdek.status();
-  // One sector of slack so an oversized file shows up in the same read.
-  constexpr size_t kStride = kMetadataFileSize + kSectorSize;
-  std::vector<uint8_t> files(kStride * batch_size);
   std::vector<VolumeRef> refs(batch_size);
-  std::vector<IoOp> ops(batch_size);
-  std::vector<int> fds(batch_size);
-  std::vector<size_t> read_index(batch_size);
+  std::vector<OpenResult> results(batch_size);
   VerifyVolumeSetReport report;
   auto fail = [&report](const VolumeRef& ref, const Status& status) {
     ++report.failed;
@@ -177,56 +167,24 @@ Result<VerifyVolumeSetReport> VerifyVolumeSet(FileIo& io, KeyTable& table, KeyHa
     const size_t n = *got;
     if (n == 0) break;
     report.total += n;
-    for (size_t i = 0; i < n; ++i) ops[i] = IoOp::Open(AT_FDCWD, refs[i].path.c_str(), O_RDONLY);
-    SVMKEY_RETURN_IF_ERROR(io.Execute({ops.data(), n}));
-    size_t m = 0;
+    SVMKEY_RETURN_IF_ERROR(VerifyVolumes(io, table, ring, {refs.data(), n}, {results.data(), n}));
     for (size_t i = 0; i < n; ++i) {
-      fds[i] = ops[i].result;
-      if (fds[i] < 0) {
-        fail(refs[i], IoError(fds[i], false, refs[i].path));
-        continue;
-      }
-      read_index[m] = i;
-      ops[m++] = IoOp::ReadToEof(fds[i], files.data() + i * kStride, kStride, 0);
-    }
-    SVMKEY_RETURN_IF_ERROR(io.Execute({ops.data(), m}));
-    for (size_t k = 0; k < m; ++k) {
-      const size_t i = read_index[k];
-      if (ops[k].result < 0) {
-        fail(refs[i], IoError(ops[k].result, false, refs[i].path));
-        continue;
-      }
-      auto meta = DecodeMetadataFile(
-          {files.data() + i * kStride, static_cast<size_t>(ops[k].result)}, &refs[i].id);
-      if (!meta.ok()) {
-        fail(refs[i], meta.status());
-        continue;
-      }
+      const OpenResult& r = results[i];
       // The CURRENT slot (highest sequence) must be at `generation` and open under it; an
       // older slot at `generation` behind a newer one does not count.
-      int order[2];
-      (void)meta->Candidates(order);
-      const uint64_t current_generation = meta->slot[order[0]]->generation;
-      if (current_generation != generation) {
+      if (r.current_slot < 0) {
+        fail(refs[i], r.status);  // not read or not decoded
+      } else if (r.current_generation != generation) {
         fail(refs[i], Status(ErrorCode::kSvmKekUnwrapFailed,
-                             "current slot is at generation " + std::to_string(current_generation)));
-        continue;
-      }
-      const OpenResult opened = opener->Open(*meta, vdek->data(), nullptr);
-      vdek->Wipe();
-      if (!opened.status.ok()) {
-        fail(refs[i], opened.status);
-      } else if (opened.slot != order[0]) {
+                             "current slot is at generation " + std::to_string(r.current_generation)));
+      } else if (!r.status.ok()) {
+        fail(refs[i], r.status);
+      } else if (r.slot != r.current_slot) {
         fail(refs[i], Status(ErrorCode::kDecryptFailed, "current slot does not open"));
       } else {
         ++report.opened;
       }
     }
-    size_t c = 0;
-    for (size_t i = 0; i < n; ++i) {
-      if (fds[i] >= 0) ops[c++] = IoOp::Close(fds[i]);
-    }
-    SVMKEY_RETURN_IF_ERROR(io.Execute({ops.data(), c}));
   }
   return report;
 }

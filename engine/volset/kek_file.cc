@@ -1,4 +1,4 @@
-#include "tools/volset/kek_file.h"
+#include "engine/volset/kek_file.h"
 
 #include <fcntl.h>
 #include <sodium.h>

@@ -23,7 +23,7 @@
 #include "engine/rewrap.h"
 #include "engine/status.h"
 #include "engine/uuid.h"
-#include "tools/volset/volume_set_manifest.h"
+#include "engine/volset/volume_set_manifest.h"
 
 namespace svmkey::volset {
 
@@ -66,9 +66,10 @@ struct VerifyVolumeSetReport {
   std::vector<std::string> failure_samples;       // the first few "path: status"
 };
 
-// Streams the manifest in batches and checks every volume's CURRENT slot (the valid one
-// with the highest sequence) is at `generation` and opens with `kek` (a volume whose
-// current slot is at another generation fails, even if an older slot would open). Non-OK only when the run itself broke (the
+// Streams the manifest in batches, runs the engine's VerifyVolumes on each, and checks
+// every volume's CURRENT slot (the valid one with the highest sequence) is at
+// `generation` and opens with `kek` (a volume whose current slot is at another generation
+// fails, even if an older slot would open). Non-OK only when the run itself broke (the
 // manifest is malformed, the I/O layer failed); per-volume failures are in the report.
 Result<VerifyVolumeSetReport> VerifyVolumeSet(FileIo& io, KeyTable& table, KeyHandle kek,
                                               uint64_t generation, ManifestVolumeSource& source,

@@ -1,0 +1,44 @@
+#include "volume_batch.h"
+
+#include <fcntl.h>
+
+namespace svmkey {
+
+VolumeBatch::VolumeBatch(size_t capacity)
+    : ops_(capacity), index_(capacity), fds_(capacity, -1), in_(capacity, 0) {}
+
+void VolumeBatch::Begin(size_t n) {
+  n_ = n;
+  remaining_ = n;
+  for (size_t i = 0; i < n; ++i) {
+    fds_[i] = -1;
+    in_[i] = 1;
+  }
+}
+
+IoOp VolumeBatch::OpenOp(const VolumeRef& ref, int flags, mode_t mode) {
+  return IoOp::Open(AT_FDCWD, ref.path.c_str(), flags, mode);
+}
+
+Status VolumeBatch::Close(FileIo& io) {
+  size_t m = 0;
+  for (size_t i = 0; i < n_; ++i) {
+    if (fds_[i] >= 0) ops_[m++] = IoOp::Close(fds_[i]);
+  }
+  SVMKEY_RETURN_IF_ERROR(CloseOnFailure(io, io.Execute({ops_.data(), m})));
+  for (size_t i = 0; i < n_; ++i) fds_[i] = -1;
+  return Status::Ok();
+}
+
+Status VolumeBatch::CloseOnFailure(FileIo& io, Status status) {
+  if (status.ok()) return status;
+  for (size_t i = 0; i < n_; ++i) {
+    if (fds_[i] < 0) continue;
+    IoOp close_op = IoOp::Close(fds_[i]);
+    io.Execute({&close_op, 1}).IgnoreError();
+    fds_[i] = -1;
+  }
+  return status;
+}
+
+}  // namespace svmkey

@@ -1,0 +1,127 @@
+// VolumeBatch: the per-batch bookkeeping of every engine loop over metadata files
+// (CreateVolumes, VerifyVolumes, RewrapVolumes): which volumes of the batch are still in
+// the pipeline, the descriptor of each opened file, and one IoOp per volume for each
+// phase. A batch runs as phases of one FileIo::Execute each (open, then read or write,
+// ..., then close), so io_uring keeps the whole batch in flight:
+//
+//   batch.Begin(n);                       // volumes 0..n-1, all in
+//   batch.Open(io, refs, flags, mode, on_open_error);
+//   batch.Each(io, make_op, done);        // as many phases as the caller needs
+//   batch.Close(io);                      // every file the batch opened
+//
+// A volume leaves the pipeline when its open fails, when a phase's `done` returns false,
+// or by Drop(); it then takes part in no later phase, but its file (if open) is still
+// closed by Close(). Per-volume failures are the caller's to record (the callbacks get
+// the volume's index in the batch and the op's result, -errno on failure).
+//
+// Memory: every array is sized by the capacity, allocated once by the constructor; a
+// batch allocates nothing per volume. The callbacks are templates, inlined, so they
+// allocate nothing either.
+//
+// Failure of the I/O layer (Execute returned non-OK) in any phase after the opens:
+// every file the batch opened is closed, one op at a time and best effort, and the
+// phase returns that status, so a broken run does not leak descriptors. (When the opens
+// themselves fail that way, which descriptors exist is unknown.)
+//
+// Thread safety: none; one VolumeBatch per thread, used with that thread's FileIo.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <vector>
+
+#include "file_io.h"
+#include "status.h"
+#include "volume.h"
+
+namespace svmkey {
+
+class VolumeBatch {
+ public:
+  VolumeBatch() = default;
+  // Room for batches of up to `capacity` volumes.
+  explicit VolumeBatch(size_t capacity);
+
+  // Starts a batch of volumes 0..n-1 (n <= capacity): none open, all in.
+  void Begin(size_t n);
+
+  size_t size() const { return n_; }
+  size_t capacity() const { return ops_.size(); }
+  // How many volumes are still in the pipeline.
+  size_t remaining() const { return remaining_; }
+  bool in(size_t i) const { return in_[i] != 0; }
+  // The descriptor of volume i (valid once Open succeeded for it), else -1.
+  int fd(size_t i) const { return fds_[i]; }
+  // Volume i takes part in no later phase (its file, if open, is still closed).
+  void Drop(size_t i) {
+    if (in_[i] == 0) return;
+    in_[i] = 0;
+    --remaining_;
+  }
+
+  // Phase: one Execute opening refs[i].path (relative to AT_FDCWD) with `flags` and
+  // `mode` for every volume still in. A failed open drops the volume and is passed to
+  // on_error(i, -errno). `refs` is the batch (refs.size() >= size()).
+  template <typename OnError>
+  Status Open(FileIo& io, std::span<const VolumeRef> refs, int flags, mode_t mode,
+              OnError&& on_error) {
+    const size_t m = Collect([&](size_t i) { return OpenOp(refs[i], flags, mode); });
+    SVMKEY_RETURN_IF_ERROR(io.Execute({ops_.data(), m}));
+    for (size_t k = 0; k < m; ++k) {
+      const size_t i = index_[k];
+      if (ops_[k].result < 0) {
+        Drop(i);
+        on_error(i, ops_[k].result);
+      } else {
+        fds_[i] = ops_[k].result;
+      }
+    }
+    return Status::Ok();
+  }
+
+  // Phase: one Execute of make_op(i) for every volume still in; then done(i, result) for
+  // each, in batch order. `done` returns false to drop the volume.
+  template <typename MakeOp, typename Done>
+  Status Each(FileIo& io, MakeOp&& make_op, Done&& done) {
+    const size_t m = Collect(make_op);
+    SVMKEY_RETURN_IF_ERROR(CloseOnFailure(io, io.Execute({ops_.data(), m})));
+    for (size_t k = 0; k < m; ++k) {
+      const size_t i = index_[k];
+      if (!done(i, ops_[k].result)) Drop(i);
+    }
+    return Status::Ok();
+  }
+
+  // Phase: one Execute closing every file the batch opened, in the pipeline or not. A
+  // close error is not reported: it comes after everything the batch had to make durable
+  // was (Linux releases the descriptor either way).
+  Status Close(FileIo& io);
+
+ private:
+  // Fills ops_/index_ with make_op(i) for every volume still in; returns how many.
+  template <typename MakeOp>
+  size_t Collect(MakeOp&& make_op) {
+    size_t m = 0;
+    for (size_t i = 0; i < n_; ++i) {
+      if (in_[i] == 0) continue;
+      ops_[m] = make_op(i);
+      index_[m++] = i;
+    }
+    return m;
+  }
+  static IoOp OpenOp(const VolumeRef& ref, int flags, mode_t mode);
+  // Passes `status` through; when it is not OK, first closes what the batch opened.
+  Status CloseOnFailure(FileIo& io, Status status);
+
+  size_t n_ = 0;
+  size_t remaining_ = 0;
+  std::vector<IoOp> ops_;
+  std::vector<size_t> index_;  // ops_[k] belongs to volume index_[k]
+  std::vector<int> fds_;
+  std::vector<uint8_t> in_;
+};
+
+}  // namespace svmkey
