@@ -31,9 +31,13 @@ struct InstalledKek {
   KeyHandle handle;
 };
 
+// Keys held at once in the key table's locked memory, unless svmkeyd is told otherwise.
+inline constexpr size_t kDefaultKeyTableCapacity = 1024;
+
 class KeyService {
  public:
-  static Result<std::unique_ptr<KeyService>> Create(size_t key_table_capacity = 1024);
+  static Result<std::unique_ptr<KeyService>> Create(
+      size_t key_table_capacity = kDefaultKeyTableCapacity);
 
   KeyTable& key_table() { return *table_; }
 
