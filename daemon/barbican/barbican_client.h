@@ -1,5 +1,6 @@
-// BarbicanClient: reads svmkey's external key (the Barbican secret at key_id) into the
-// engine's KeyTable, authenticating with a Keystone v3 application credential.
+// BarbicanClient: the ExternalKeySource (daemon/service/external_key_source.h) of a
+// Barbican configuration. Reads svmkey's external key (the Barbican secret at key_id)
+// into the engine's KeyTable, authenticating with a Keystone v3 application credential.
 //
 //   POST {keystone}/v3/auth/tokens   method application_credential -> 201, X-Subject-Token
 //        (token cached until 60 s before token.expires_at; one refresh on a 401 from Barbican)
@@ -36,23 +37,20 @@
 #include <string>
 
 #include "daemon/barbican/barbican_config.h"
+#include "daemon/service/external_key_source.h"
 #include "engine/key_table.h"
 #include "engine/secure_memory.h"
 #include "engine/status.h"
 
 namespace svmkey::barbican {
 
-// ONTAP's barbican_reachability {reachable, code, message}: reachable means the key's
-// metadata was read with a valid token; otherwise code says why (one of the four above).
-struct Reachability {
-  bool reachable = false;
-  ErrorCode code = ErrorCode::kOk;
-  std::string message;
-};
+// ONTAP's barbican_reachability: reachable means the key's metadata was read with a valid
+// token; otherwise code says why (one of the four above).
+using Reachability = daemon::KeyReachability;
 
 class BarbicanClientTestPeer;
 
-class BarbicanClient {
+class BarbicanClient final : public daemon::ExternalKeySource {
  public:
   // Validates the config (see ValidateConfig) and builds a client. Does no I/O.
   static Result<std::unique_ptr<BarbicanClient>> Create(BarbicanConfig config);
@@ -62,11 +60,11 @@ class BarbicanClient {
 
   // Reads the 32-byte external key and imports it into `table`. The caller releases the
   // handle when done with it.
-  Result<KeyHandle> FetchExternalKey(KeyTable& table);
+  Result<KeyHandle> FetchExternalKey(KeyTable& table) override;
 
   // Authenticates (or reuses the cached token) and reads the key's metadata, not its
   // payload. Never fails as a call; the result says what is wrong.
-  Reachability CheckReachability();
+  Reachability CheckReachability() override;
 
   // Makes sure a valid token is cached, authenticating if needed (a credential check,
   // as ONTAP's update-credentials health check does).
@@ -79,7 +77,7 @@ class BarbicanClient {
   // cache and the refresh at work).
   uint64_t token_requests() const { return token_requests_.load(); }
 
-  const std::string& key_id() const { return secret_url_; }
+  const std::string& key_id() const override { return secret_url_; }
 
  private:
   friend class BarbicanClientTestPeer;

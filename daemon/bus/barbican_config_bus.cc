@@ -88,7 +88,7 @@ void Get(BusContext& bus, sdbus::Result<VariantMap>&& result, const std::string&
   if (!reachability) return result.returnResults(map);
   bus.Authorize();  // a reachability check talks to Keystone with the stored credential
   bus.Defer(std::move(result), [&keys = bus.keys, config, map](table::Rdb& rdb) mutable {
-    const barbican::Reachability r = CheckReachability(rdb, keys, config);
+    const KeyReachability r = CheckReachability(rdb, keys, config);
     map["barbican_reachability_reachable"] = Variant(r.reachable);
     map["barbican_reachability_code"] = Variant(std::to_string(static_cast<uint32_t>(r.code)));
     map["barbican_reachability_message"] = Variant(r.message);

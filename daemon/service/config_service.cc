@@ -63,10 +63,10 @@ Status DeleteKeyStore(table::Rdb& rdb, KeyService& keys, const Uuid& config) {
   return Status::Ok();
 }
 
-barbican::Reachability CheckReachability(table::Rdb& rdb, KeyService& keys, const Uuid& config) {
+KeyReachability CheckReachability(table::Rdb& rdb, KeyService& keys, const Uuid& config) {
   auto client = keys.Client(rdb, config);
   if (client.ok()) return (*client)->CheckReachability();
-  barbican::Reachability r;
+  KeyReachability r;
   r.code = client.status().code();
   r.message = client.status().ToString();
   return r;

@@ -7,7 +7,7 @@
 #include <optional>
 #include <string>
 
-#include "daemon/barbican/barbican_client.h"
+#include "daemon/service/external_key_source.h"
 #include "daemon/service/key_service.h"
 #include "daemon/table/key_store_table.h"
 #include "daemon/table/rdb.h"
@@ -32,6 +32,6 @@ Status UpdateBarbicanSettings(table::Rdb& rdb, KeyService& keys, const Uuid& con
 Status DeleteKeyStore(table::Rdb& rdb, KeyService& keys, const Uuid& config);
 
 // Never fails as a call: an unusable configuration is reported in the result.
-barbican::Reachability CheckReachability(table::Rdb& rdb, KeyService& keys, const Uuid& config);
+KeyReachability CheckReachability(table::Rdb& rdb, KeyService& keys, const Uuid& config);
 
 }  // namespace svmkey::daemon

@@ -1,8 +1,8 @@
 #include "daemon/service/job_launcher.h"
 
 #include "daemon/core/log.h"
+#include "daemon/service/prechecks.h"
 #include "daemon/service/svm_service.h"
-#include "daemon/service/volume_service.h"
 #include "daemon/table/key_store_table.h"
 #include "daemon/table/states.h"
 
@@ -81,7 +81,7 @@ Result<JobRequest> RestoreRequest(table::Rdb& rdb, const Uuid& config) {
 }
 
 Result<JobRequest> VerifyRequest(table::Rdb& rdb, const Uuid& svm) {
-  auto enabled = RequireEnabledKeyStore(rdb, svm);
+  auto enabled = EnabledKeyStore(rdb, svm);
   if (!enabled.ok()) return enabled.status();
   return JobRequest{JobKind::kVerify, svm, enabled->uuid};
 }

@@ -5,17 +5,34 @@
 
 namespace svmkey::daemon {
 
-JobOutcome Interrupted() {
-  JobOutcome out;
-  out.kind = JobOutcome::Kind::kInterrupted;
-  return out;
-}
+// ---- ManagedJobContext (job thread) ----
 
-// ---- JobContext (job thread) ----
+// The JobContext of a job run by the manager: table writes through the job thread's own
+// connection, publication posted to the loop thread.
+class ManagedJobContext final : public JobContext {
+ public:
+  ManagedJobContext(JobManager& manager, Uuid uuid, std::unique_ptr<table::Rdb> rdb)
+      : manager_(manager), uuid_(uuid), rdb_(std::move(rdb)) {}
 
-bool JobContext::stop_requested() const { return manager_.stopping_.load(); }
+  const Uuid& uuid() const override { return uuid_; }
+  table::Rdb& rdb() override { return *rdb_; }
+  bool stop_requested() const override { return manager_.stopping_.load(); }
+  Status SetPhase(int phase, const std::string& message) override;
+  Status SetProgress(uint64_t done, uint64_t total) override;
+  void PublishPhase(int phase, const std::string& message) override;
+  void PublishProgress(uint64_t done, uint64_t total) override;
 
-Status JobContext::SetPhase(int phase, const std::string& message) {
+ private:
+  JobManager& manager_;
+  Uuid uuid_;
+  std::unique_ptr<table::Rdb> rdb_;
+  // Rate estimate: an exponential average over progress samples.
+  std::chrono::steady_clock::time_point last_sample_{};
+  uint64_t last_done_ = 0;
+  double rate_ = 0;
+};
+
+Status ManagedJobContext::SetPhase(int phase, const std::string& message) {
   table::JobTable jobs(*rdb_);
   SVMKEY_RETURN_IF_ERROR(jobs.SetPhase(uuid_, phase, message));
   LogInfo("job " + uuid_.ToString() + ": phase " + std::string(table::PhaseName(phase)) +
@@ -24,19 +41,19 @@ Status JobContext::SetPhase(int phase, const std::string& message) {
   return Status::Ok();
 }
 
-void JobContext::PublishPhase(int phase, const std::string& message) {
+void ManagedJobContext::PublishPhase(int phase, const std::string& message) {
   manager_.PostToObserver(
       [uuid = uuid_, phase, message](JobObserver& o) { o.PhaseChanged(uuid, phase, message); });
 }
 
-Status JobContext::SetProgress(uint64_t done, uint64_t total) {
+Status ManagedJobContext::SetProgress(uint64_t done, uint64_t total) {
   table::JobTable jobs(*rdb_);
   SVMKEY_RETURN_IF_ERROR(jobs.SetProgress(uuid_, done, total));
   PublishProgress(done, total);
   return Status::Ok();
 }
 
-void JobContext::PublishProgress(uint64_t done, uint64_t total) {
+void ManagedJobContext::PublishProgress(uint64_t done, uint64_t total) {
   const auto now = std::chrono::steady_clock::now();
   if (last_sample_ != std::chrono::steady_clock::time_point{} && done >= last_done_) {
     const double dt = std::chrono::duration<double>(now - last_sample_).count();
@@ -117,10 +134,10 @@ void JobManager::RunBody(const Uuid& uuid, const JobBody& body) {
     LogErr("job " + uuid.ToString() + ": " + outcome.status.ToString());
     return;
   }
-  JobContext ctx(*this, uuid, std::move(rdb).value());
+  ManagedJobContext ctx(*this, uuid, std::move(rdb).value());
   table::JobTable jobs(ctx.rdb());
   // A job resumed after a crash or a SIGTERM is already `running` in the table
-  // (running -> running is not a transition): only queued jobs start.
+  // (running -> running is not a transition): only queued (or paused) jobs start.
   Status started = Status::Ok();
   auto row = jobs.Get(uuid);
   if (!row.ok()) {
@@ -128,18 +145,22 @@ void JobManager::RunBody(const Uuid& uuid, const JobBody& body) {
   } else if (row->state != table::JobState::kRunning) {
     started = jobs.Start(uuid);
   }
+  // A body that returns has recorded its own terminal state (job_context.h); the
+  // manager records one only for a body that never ran or threw.
+  bool recorded = false;
   if (!started.ok()) {
     outcome.status = started;
   } else {
     try {
       outcome = body(ctx);
+      recorded = true;
     } catch (const std::exception& e) {
       outcome.status = Status(ErrorCode::kUnexpectedException, e.what());
     }
   }
-  if (outcome.kind == JobOutcome::Kind::kFinished && !outcome.recorded) {
+  if (!recorded) {
     const Status& s = outcome.status;
-    Status rec = jobs.Finish(uuid, s.numeric_code(), s.ok() ? "" : s.ToString());
+    Status rec = jobs.Finish(uuid, s.numeric_code(), s.ToString());
     if (!rec.ok()) LogErr("job " + uuid.ToString() + ": cannot record the end: " + rec.ToString());
   }
   if (outcome.kind == JobOutcome::Kind::kInterrupted) {

@@ -25,13 +25,12 @@
 #include <vector>
 
 #include "daemon/core/loop_tasks.h"
+#include "daemon/service/job_context.h"
 #include "daemon/table/job_table.h"
 #include "daemon/table/rdb.h"
 #include "engine/status.h"
 
 namespace svmkey::daemon {
-
-class JobManager;
 
 // What the bus publishes of the jobs. Every call is made on the loop thread.
 class JobObserver {
@@ -50,50 +49,7 @@ class JobObserver {
   virtual void Removed(const Uuid& job) = 0;
 };
 
-// What a job body sees. Table writes go through the job thread's own Rdb connection.
-class JobContext {
- public:
-  const Uuid& uuid() const { return uuid_; }
-  table::Rdb& rdb() { return *rdb_; }
-  // True once the daemon is stopping: end at the next batch boundary, leaving the job
-  // resumable (return StopRequested()).
-  bool stop_requested() const;
-  // Records the phase in the table (before the phase starts) and publishes it.
-  Status SetPhase(int phase, const std::string& message);
-  // Records progress in the table and publishes it (rate and ETA are estimated here).
-  Status SetProgress(uint64_t done, uint64_t total);
-  // Publishes a phase the caller recorded in its own transaction.
-  void PublishPhase(int phase, const std::string& message);
-  // Publishes progress without a table write (the caller wrote it in its own txn).
-  void PublishProgress(uint64_t done, uint64_t total);
-
- private:
-  friend class JobManager;
-  JobContext(JobManager& manager, Uuid uuid, std::unique_ptr<table::Rdb> rdb)
-      : manager_(manager), uuid_(uuid), rdb_(std::move(rdb)) {}
-  JobManager& manager_;
-  Uuid uuid_;
-  std::unique_ptr<table::Rdb> rdb_;
-  // Rate estimate: an exponential average over progress samples.
-  std::chrono::steady_clock::time_point last_sample_{};
-  uint64_t last_done_ = 0;
-  double rate_ = 0;
-};
-
-// The outcome of a job body.
-struct JobOutcome {
-  enum class Kind {
-    kFinished,     // the body recorded success/failure in the table itself, or the
-                   // manager records `status` (OK → success, else failure)
-    kInterrupted,  // stopped for shutdown; the row stays queued/running (resumable)
-  };
-  Kind kind = Kind::kFinished;
-  Status status;
-  bool recorded = false;  // the body already wrote the terminal state to the table
-};
-JobOutcome Interrupted();
-
-using JobBody = std::function<JobOutcome(JobContext&)>;
+class ManagedJobContext;
 
 class JobManager {
  public:
@@ -119,7 +75,7 @@ class JobManager {
   size_t running() const;
 
  private:
-  friend class JobContext;
+  friend class ManagedJobContext;
   struct Waiter {
     uint64_t id;
     Reply reply;

@@ -1,52 +1,28 @@
-// The bodies of svmkeyd's jobs: rekey-internal (DESIGN.md §7), restore, verify.
+// The bodies of svmkeyd's jobs and the one entry point that runs them:
+// rekey-internal (rekey_job.h, docs/ARCHITECTURE.md §7), restore (restore_job.h),
+// verify (verify_job.h).
 //
 // Each body runs on its job thread with its own table connection (JobContext) and is
 // idempotent, so a job found queued or running at start is resumed by running its body
 // again: rekey-internal adopts the pending SVM-KEK it stored before the crash and skips
-// the volumes already rewrapped.
+// the volumes already rewrapped. Each body records its job's terminal state itself
+// (job_context.h).
 #pragma once
 
-#include <chrono>
-#include <string>
-
-#include "daemon/service/job_manager.h"
+#include "daemon/service/job_context.h"
+#include "daemon/service/job_request.h"
 #include "daemon/service/key_service.h"
-#include "engine/rewrap.h"
-#include "engine/uring_file_io.h"
+#include "daemon/service/prechecks.h"
 
 namespace svmkey::daemon {
 
-struct JobSettings {
-  IoMode io_mode = IoMode::kAuto;
-  // Volumes per rewrap batch, per thread (engine/rewrap.h says why this default).
-  size_t batch_size = kServiceRewrapBatch;
-  // Pause after every rewrap batch: throttles a rekey's I/O on a busy system (and lets
-  // tests hold a job in its rewrap phase). 0 = none.
-  std::chrono::milliseconds batch_pause{0};
-  // Rewrap batches in flight at once, each on its own thread and FileIo
-  // (RewrapOptions::threads): one batch's syncfs overlaps the next one's I/O and crypto.
-  size_t rewrap_threads = kServiceRewrapThreads;
-};
-
-enum class JobKind { kRekeyInternal, kRestore, kVerify };
-
-struct JobRequest {
-  JobKind kind = JobKind::kRekeyInternal;
-  Uuid svm;
-  Uuid config;  // the Barbican configuration (rekey-internal, restore)
-};
-
-// The job row's parameters (JSON) and back.
-std::string EncodeJobRequest(const JobRequest& request);
-Result<JobRequest> DecodeJobRequest(const std::string& json);
-std::string Describe(const JobRequest& request, const std::string& svm_name);
-
-// Synchronous prechecks of rekey-internal (ontap-semantics §D "Pre"), no side effects:
-// 4, 65539817, 65539836, 65537610, 65539436, 65539437, 65537556, 65537547, 65537559, and
-// 8 when the SVM is in svm_kek_rekey. `resuming` accepts svm_kek_rekey (our own job).
-Status RekeyPrechecks(table::Rdb& rdb, const Uuid& config, bool resuming, Uuid* svm);
-
 JobOutcome RunJob(JobContext& ctx, KeyService& keys, const JobSettings& settings,
                   const JobRequest& request);
+
+// Records the job's terminal state in its row (code 0 and `success_message` when
+// `status` is OK, else its code and text) and returns the matching outcome. The writer
+// of every job end except a rekey's after its pending key is stored (rekey_job.h).
+JobOutcome FinishJob(JobContext& ctx, const Status& status,
+                     const std::string& success_message = "");
 
 }  // namespace svmkey::daemon

@@ -1,18 +1,17 @@
 #include "daemon/service/key_service.h"
 
+#include "daemon/barbican/barbican_client.h"
 #include "daemon/core/log.h"
+#include "daemon/service/prechecks.h"
 #include "daemon/table/key_store_table.h"
 #include "engine/svm_kek.h"
 
 namespace svmkey::daemon {
 
-Result<std::unique_ptr<KeyService>> KeyService::Create(size_t key_table_capacity) {
-  auto table = KeyTable::Create(key_table_capacity);
-  if (!table.ok()) return table.status();
-  return std::unique_ptr<KeyService>(new KeyService(std::move(table).value()));
-}
+namespace {
 
-Result<barbican::BarbicanConfig> KeyService::ClientConfig(table::Rdb& rdb, const Uuid& config) {
+// The client settings of Barbican configuration `config`, secrets unsealed.
+Result<barbican::BarbicanConfig> ClientConfig(table::Rdb& rdb, const Uuid& config) {
   table::KeyStoreTable stores(rdb);
   auto row = stores.GetBarbicanConfig(config);
   if (!row.ok()) return row.status();
@@ -43,25 +42,41 @@ Result<barbican::BarbicanConfig> KeyService::ClientConfig(table::Rdb& rdb, const
   return bc;
 }
 
-Result<std::shared_ptr<barbican::BarbicanClient>> KeyService::Client(table::Rdb& rdb,
-                                                                     const Uuid& config) {
+}  // namespace
+
+Result<std::unique_ptr<KeyService>> KeyService::Create(size_t key_table_capacity,
+                                                       ExternalKeySourceFactory sources) {
+  auto table = KeyTable::Create(key_table_capacity);
+  if (!table.ok()) return table.status();
+  if (!sources) sources = BarbicanSources();
+  return std::unique_ptr<KeyService>(new KeyService(std::move(table).value(), std::move(sources)));
+}
+
+ExternalKeySourceFactory KeyService::BarbicanSources() {
+  return [](table::Rdb& rdb, const Uuid& config) -> Result<std::shared_ptr<ExternalKeySource>> {
+    auto bc = ClientConfig(rdb, config);
+    if (!bc.ok()) return bc.status();
+    auto client = barbican::BarbicanClient::Create(std::move(bc).value());
+    if (!client.ok()) {
+      return Status(ErrorCode::kNoExternalKeyValueStore,
+                    "Barbican configuration is not usable: " + client.status().ToString());
+    }
+    return std::shared_ptr<ExternalKeySource>(std::move(client).value());
+  };
+}
+
+Result<std::shared_ptr<ExternalKeySource>> KeyService::Client(table::Rdb& rdb, const Uuid& config) {
   const std::string key = config.ToString();
   {
     std::lock_guard<std::mutex> lock(mu_);
     auto it = clients_.find(key);
     if (it != clients_.end()) return it->second;
   }
-  auto bc = ClientConfig(rdb, config);
-  if (!bc.ok()) return bc.status();
-  auto client = barbican::BarbicanClient::Create(std::move(bc).value());
-  if (!client.ok()) {
-    return Status(ErrorCode::kNoExternalKeyValueStore,
-                  "Barbican configuration is not usable: " + client.status().ToString());
-  }
-  std::shared_ptr<barbican::BarbicanClient> shared = std::move(client).value();
+  auto source = sources_(rdb, config);
+  if (!source.ok()) return source.status();
   std::lock_guard<std::mutex> lock(mu_);
-  clients_[key] = shared;
-  return shared;
+  clients_[key] = *source;
+  return *source;
 }
 
 Status KeyService::CheckCredentials(table::Rdb& rdb, const Uuid& config, const std::string& cred_id,
@@ -115,14 +130,9 @@ Result<InstalledKek> KeyService::ActiveSvmKek(table::Rdb& rdb, const Uuid& svm) 
   if (auto installed = Installed(svm)) return *installed;
   std::lock_guard<std::mutex> create_lock(create_mu_);
   if (auto installed = Installed(svm)) return *installed;
-  table::KeyStoreTable stores(rdb);
-  auto enabled = stores.GetEnabledKeyStore(svm);
+  auto enabled = EnabledKeyStore(rdb, svm);
   if (!enabled.ok()) return enabled.status();
-  if (!enabled->has_value()) {
-    return Status(ErrorCode::kNoKeyManagerConfigured,
-                  "SVM " + svm.ToString() + " has no enabled key store");
-  }
-  const Uuid config = (*enabled)->uuid;
+  const Uuid config = enabled->uuid;
   table::SvmKekTable keks(rdb);
   auto active = keks.GetActive(svm);
   if (active.ok()) {
@@ -165,14 +175,6 @@ std::optional<InstalledKek> KeyService::Installed(const Uuid& svm) {
   auto it = installed_.find(svm.ToString());
   if (it == installed_.end()) return std::nullopt;
   return it->second;
-}
-
-void KeyService::Uninstall(const Uuid& svm) {
-  std::lock_guard<std::mutex> lock(mu_);
-  auto it = installed_.find(svm.ToString());
-  if (it == installed_.end()) return;
-  table_->Release(it->second.handle).IgnoreError();
-  installed_.erase(it);
 }
 
 }  // namespace svmkey::daemon

@@ -2,8 +2,9 @@
 //
 //   Barbican secret (per configuration) ──▶ SVM-KEK (per SVM and generation) ──▶ VDEKs
 //
-// It owns the engine's KeyTable (key bytes in locked, non-dumpable memory), a Barbican
-// client per configuration (token cache), and the "installed" SVM-KEKs: the active
+// It owns the engine's KeyTable (key bytes in locked, non-dumpable memory), an
+// ExternalKeySource per configuration (made by a factory: Barbican clients with their
+// token caches in the daemon, an in-memory key in tests), and the "installed" SVM-KEKs: the active
 // generation of each SVM kept in the key table once opened (restore-style: after a
 // restart a key is opened again from the table on first use). The external key is held
 // only for the duration of one wrap or unwrap and released right after.
@@ -17,7 +18,7 @@
 #include <mutex>
 #include <optional>
 
-#include "daemon/barbican/barbican_client.h"
+#include "daemon/service/external_key_source.h"
 #include "daemon/table/rdb.h"
 #include "daemon/table/svm_kek_table.h"
 #include "engine/key_table.h"
@@ -36,14 +37,19 @@ inline constexpr size_t kDefaultKeyTableCapacity = 1024;
 
 class KeyService {
  public:
+  // `sources` builds the external key source of a configuration; empty means Barbican
+  // (BarbicanSources()).
   static Result<std::unique_ptr<KeyService>> Create(
-      size_t key_table_capacity = kDefaultKeyTableCapacity);
+      size_t key_table_capacity = kDefaultKeyTableCapacity, ExternalKeySourceFactory sources = {});
+  // The daemon's factory: a barbican::BarbicanClient built from the configuration's
+  // table row and its unsealed secrets.
+  static ExternalKeySourceFactory BarbicanSources();
 
   KeyTable& key_table() { return *table_; }
 
-  // A client for Barbican configuration `config`, built from its table row and its
-  // unsealed secrets; cached until Forget(config).
-  Result<std::shared_ptr<barbican::BarbicanClient>> Client(table::Rdb& rdb, const Uuid& config);
+  // The external key source of configuration `config`, made by the factory on first
+  // use and cached until Forget(config).
+  Result<std::shared_ptr<ExternalKeySource>> Client(table::Rdb& rdb, const Uuid& config);
   // Drops the cached client (after its credentials or settings changed).
   void Forget(const Uuid& config);
 
@@ -75,16 +81,15 @@ class KeyService {
   // Installs `handle` as the SVM's active generation, releasing the one it replaces.
   void Install(const Uuid& svm, uint64_t generation, KeyHandle handle);
   std::optional<InstalledKek> Installed(const Uuid& svm);
-  // Forgets (and releases) the installed key of an SVM.
-  void Uninstall(const Uuid& svm);
 
  private:
-  explicit KeyService(std::unique_ptr<KeyTable> table) : table_(std::move(table)) {}
-  Result<barbican::BarbicanConfig> ClientConfig(table::Rdb& rdb, const Uuid& config);
+  KeyService(std::unique_ptr<KeyTable> table, ExternalKeySourceFactory sources)
+      : table_(std::move(table)), sources_(std::move(sources)) {}
 
   std::unique_ptr<KeyTable> table_;
+  const ExternalKeySourceFactory sources_;
   std::mutex mu_;
-  std::map<std::string, std::shared_ptr<barbican::BarbicanClient>> clients_;
+  std::map<std::string, std::shared_ptr<ExternalKeySource>> clients_;
   std::map<std::string, InstalledKek> installed_;
   std::mutex create_mu_;  // serializes lazy creation of generation 1
 };

@@ -5,6 +5,7 @@
 #include <filesystem>
 
 #include "daemon/core/log.h"
+#include "daemon/service/prechecks.h"
 #include "daemon/table/svm_kek_table.h"
 #include "engine/file_io.h"
 #include "engine/svm_kek.h"
@@ -41,8 +42,8 @@ Result<VolumeRef> NewVolumeRef(const std::string& volume_root, const NewVolume& 
 
 // New keys are refused while the SVM's key store is not active (svm_kek_rekey);
 // VolumeTable::Insert checks again inside its transaction.
-Status RequireActiveKeyStore(table::Rdb& rdb, const Uuid& svm) {
-  auto enabled = RequireEnabledKeyStore(rdb, svm);
+Status RefuseNewKeysUnlessActive(table::Rdb& rdb, const Uuid& svm) {
+  auto enabled = EnabledKeyStore(rdb, svm);
   if (!enabled.ok()) return enabled.status();
   if (enabled->state != table::KeyStoreState::kActive) {
     return Status(ErrorCode::kResourceInUse, "key store is " +
@@ -102,19 +103,9 @@ Result<uint64_t> InsertVolumeRows(table::Rdb& rdb, VolumeSource& source, const U
 
 }  // namespace
 
-Result<table::KeyStoreRow> RequireEnabledKeyStore(table::Rdb& rdb, const Uuid& svm) {
-  table::KeyStoreTable stores(rdb);
-  auto enabled = stores.GetEnabledKeyStore(svm);
-  if (!enabled.ok()) return enabled.status();
-  if (!enabled->has_value()) {
-    return Status(ErrorCode::kNoKeyManagerConfigured, "SVM has no enabled key store");
-  }
-  return **enabled;
-}
-
 Result<Uuid> CreateVolume(table::Rdb& rdb, KeyService& keys, const std::string& volume_root,
                           const NewVolume& volume) {
-  SVMKEY_RETURN_IF_ERROR(RequireActiveKeyStore(rdb, volume.svm));
+  SVMKEY_RETURN_IF_ERROR(RefuseNewKeysUnlessActive(rdb, volume.svm));
   auto kek = keys.ActiveSvmKek(rdb, volume.svm);
   if (!kek.ok()) return kek.status();
   auto ref = NewVolumeRef(volume_root, volume);
@@ -154,7 +145,7 @@ Result<uint64_t> RegisterVolumeSet(table::Rdb& rdb, KeyService& keys, const Volu
     return Status(ErrorCode::kInvalidValue, "the volume set in " + set.directory +
                                                 " belongs to SVM " + header.svm.ToString());
   }
-  auto enabled = RequireEnabledKeyStore(rdb, set.svm);
+  auto enabled = EnabledKeyStore(rdb, set.svm);
   if (!enabled.ok()) return enabled.status();
   if (table::SvmKekTable(rdb).GetActive(set.svm).ok()) {
     return Status(ErrorCode::kDuplicateEntry,

@@ -8,7 +8,6 @@
 #include <vector>
 
 #include "daemon/service/key_service.h"
-#include "daemon/table/key_store_table.h"
 #include "daemon/table/rdb.h"
 #include "daemon/table/states.h"
 #include "daemon/table/volume_table.h"
@@ -16,9 +15,6 @@
 #include "engine/uuid.h"
 
 namespace svmkey::daemon {
-
-// The SVM's enabled key store; NoKeyManagerConfigured when it has none.
-Result<table::KeyStoreRow> RequireEnabledKeyStore(table::Rdb& rdb, const Uuid& svm);
 
 struct NewVolume {
   Uuid svm;

@@ -1,0 +1,59 @@
+#include "daemon/service/job_request.h"
+
+#include <nlohmann/json.hpp>
+
+namespace svmkey::daemon {
+namespace {
+
+const char* KindName(JobKind kind) {
+  switch (kind) {
+    case JobKind::kRekeyInternal: return "rekey-internal";
+    case JobKind::kRestore: return "restore";
+    case JobKind::kVerify: return "verify";
+  }
+  return "?";
+}
+
+}  // namespace
+
+Result<std::unique_ptr<FileIo>> MakeJobFileIo(const JobSettings& settings, std::string* note) {
+  if (settings.make_io) return settings.make_io();
+  return MakeFileIo(settings.io_mode, note);
+}
+
+std::string EncodeJobRequest(const JobRequest& request) {
+  nlohmann::json j;
+  j["kind"] = KindName(request.kind);
+  j["svm"] = request.svm.ToString();
+  j["config"] = request.config.ToString();
+  return j.dump();
+}
+
+Result<JobRequest> DecodeJobRequest(const std::string& text) {
+  auto bad = [&] {
+    return Status(ErrorCode::kEncryptionStatusUnavailable, "job parameters are not understood");
+  };
+  nlohmann::json j = nlohmann::json::parse(text, nullptr, false);
+  if (j.is_discarded() || !j.is_object() || !j.contains("kind") || !j["kind"].is_string() ||
+      !j.contains("svm") || !j["svm"].is_string() || !j.contains("config") || !j["config"].is_string()) {
+    return bad();
+  }
+  JobRequest out;
+  const std::string kind = j["kind"];
+  if (kind == "rekey-internal") out.kind = JobKind::kRekeyInternal;
+  else if (kind == "restore") out.kind = JobKind::kRestore;
+  else if (kind == "verify") out.kind = JobKind::kVerify;
+  else return bad();
+  auto svm = Uuid::Parse(j["svm"].get<std::string>());
+  auto config = Uuid::Parse(j["config"].get<std::string>());
+  if (!svm || !config) return bad();
+  out.svm = *svm;
+  out.config = *config;
+  return out;
+}
+
+std::string Describe(const JobRequest& request, const std::string& svm_name) {
+  return std::string(KindName(request.kind)) + " of SVM " + svm_name;
+}
+
+}  // namespace svmkey::daemon
