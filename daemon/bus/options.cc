@@ -39,6 +39,34 @@ SecureBuffer ReadSecret(int fd, const std::string& what) {
   return std::move(out).value();
 }
 
+// A secret from the file at `path`: a regular file owned by `caller_uid` or root, with
+// no group or other permission bits (`what` names the option in messages).
+SecureBuffer ReadSecretFile(const std::string& path, const std::string& what, uid_t caller_uid) {
+  if (path.empty() || path.size() > kMaxStringBytes || path[0] != '/') {
+    Throw(ErrorCode::kInvalidValue, "option '" + what + "' must be an absolute path");
+  }
+  const int fd = ::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
+  if (fd < 0) Throw(ErrorCode::kInvalidValue, what + " " + path + ": " + std::strerror(errno));
+  struct stat st {};
+  const bool ok_file = ::fstat(fd, &st) == 0 && S_ISREG(st.st_mode) &&
+                       (st.st_uid == caller_uid || st.st_uid == 0) && (st.st_mode & 077) == 0;
+  if (!ok_file) {
+    ::close(fd);
+    Throw(ErrorCode::kInvalidValue, what + " " + path +
+                                        " must be a regular file owned by the caller (or root) "
+                                        "with no group or other permissions");
+  }
+  SecureBuffer out;
+  try {
+    out = ReadSecret(fd, what);
+  } catch (...) {
+    ::close(fd);
+    throw;
+  }
+  ::close(fd);
+  return out;
+}
+
 std::string TypeName(const sdbus::Variant& v) { return v.peekValueType(); }
 
 }  // namespace
@@ -119,32 +147,7 @@ std::optional<SecureBuffer> OptionReader::Secret(const std::string& base, uid_t 
     if (TypeName(*file_v) != "s") {
       Throw(ErrorCode::kInvalidArgument, "option '" + base + "_file' must be of type s");
     }
-    const std::string path = file_v->get<std::string>();
-    if (path.empty() || path.size() > kMaxStringBytes || path[0] != '/') {
-      Throw(ErrorCode::kInvalidValue, "option '" + base + "_file' must be an absolute path");
-    }
-    const int fd = ::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
-    if (fd < 0) {
-      Throw(ErrorCode::kInvalidValue, base + "_file " + path + ": " + std::strerror(errno));
-    }
-    struct stat st {};
-    const bool ok_file = ::fstat(fd, &st) == 0 && S_ISREG(st.st_mode) &&
-                         (st.st_uid == caller_uid || st.st_uid == 0) && (st.st_mode & 077) == 0;
-    if (!ok_file) {
-      ::close(fd);
-      Throw(ErrorCode::kInvalidValue, base + "_file " + path +
-                                         " must be a regular file owned by the caller (or root) "
-                                         "with no group or other permissions");
-    }
-    SecureBuffer out;
-    try {
-      out = ReadSecret(fd, base + "_file");
-    } catch (...) {
-      ::close(fd);
-      throw;
-    }
-    ::close(fd);
-    return out;
+    return ReadSecretFile(file_v->get<std::string>(), base + "_file", caller_uid);
   }
   return std::nullopt;
 }
