@@ -1,4 +1,4 @@
-// svmkeyd: the svmkey key manager daemon (DESIGN.md §2, §9, §10).
+// svmkeyd: the svmkey key manager daemon (docs/ARCHITECTURE.md §2, §9, §10).
 //
 // Start-up order matters for the systemd contract: open and recover the table, resume
 // every unfinished job, register the manager object, own the bus name — and only then
@@ -17,9 +17,11 @@
 
 #include "daemon/core/event_loop.h"
 #include "daemon/core/log.h"
-#include "daemon/service/key_manager.h"
+#include "daemon/bus/manager_object.h"
 #include "daemon/service/key_service.h"
 #include "daemon/table/rdb.h"
+#include "ipc/bus_names.h"
+#include "version.h"
 
 namespace svmkey::daemon {
 namespace {
@@ -40,11 +42,14 @@ int Main(int argc, char** argv) {
   std::string state_dir = "/var/lib/svmkey";
   std::string volume_root;
   std::string io_mode_text = "auto";
-  size_t batch_size = JobSettings{}.batch_size;
-  double retention_hours = 24;
-  size_t key_capacity = 1024;
-  unsigned batch_pause_ms = 0;
-  size_t rewrap_threads = JobSettings{}.rewrap_threads;
+  // Every default below is the one of the struct or constant it configures.
+  const JobSettings job_defaults;
+  size_t batch_size = job_defaults.batch_size;
+  double retention_hours =
+      std::chrono::duration<double, std::ratio<3600>>(table::RdbOptions{}.job_retention).count();
+  size_t key_capacity = kDefaultKeyTableCapacity;
+  unsigned batch_pause_ms = static_cast<unsigned>(job_defaults.batch_pause.count());
+  size_t rewrap_threads = job_defaults.rewrap_threads;
   app.add_option("--state-dir", state_dir, "Table (rdb.sqlite) and host key directory")->capture_default_str();
   app.add_option("--volume-root", volume_root, "Where new volumes' metadata files go (default STATE_DIR/volumes)");
   app.add_option("--io-mode", io_mode_text, "auto (io_uring, falling back to sync), uring or sync")->capture_default_str();
@@ -118,17 +123,22 @@ int Main(int argc, char** argv) {
     return 1;
   }
   EventLoop loop(*connection);
-  auto manager = std::make_unique<KeyManager>(*connection, loop, **rdb, rdb_options, **keys, settings);
+  auto created = ManagerObject::Create(*connection, loop, **rdb, rdb_options, **keys, settings);
+  if (!created.ok()) {
+    LogErr("cannot open the table for the control worker: " + created.status().ToString());
+    return 1;
+  }
+  std::unique_ptr<ManagerObject> manager = std::move(created).value();
   const size_t resumed = manager->ResumeUnfinishedJobs();
   manager->jobs().Prune();
   try {
-    connection->requestName(kBusName);
+    connection->requestName(ipc::kBusName);
   } catch (const sdbus::Error& e) {
-    LogErr("cannot own " + std::string(kBusName) + ": " + e.getMessage());
+    LogErr("cannot own " + std::string(ipc::kBusName) + ": " + e.getMessage());
     manager->StopWorkers();
     return 1;
   }
-  LogNotice(std::string("svmkeyd ") + kVersion + " ready on " + kBusName + " (state " + state_dir +
+  LogNotice(std::string("svmkeyd ") + kVersion + " ready on " + ipc::kBusName + " (state " + state_dir +
             ", " + std::to_string(resumed) + " jobs resumed)");
   Notify("READY=1\nSTATUS=ready; " + std::to_string(resumed) + " jobs resumed");
 

@@ -23,14 +23,14 @@
 
 #include <sdbus-c++/sdbus-c++.h>
 
+#include "daemon/core/loop_tasks.h"
+
 namespace svmkey::daemon {
 
-class EventLoop {
+class EventLoop final : public LoopTasks {
  public:
-  using Clock = std::chrono::steady_clock;
-
   explicit EventLoop(sdbus::IConnection& connection);
-  ~EventLoop();
+  ~EventLoop() override;
   EventLoop(const EventLoop&) = delete;
   EventLoop& operator=(const EventLoop&) = delete;
 
@@ -39,8 +39,8 @@ class EventLoop {
   int Run();
   void Stop();
 
-  void Post(std::function<void()> task);
-  void RunAt(Clock::time_point when, std::function<void()> task);
+  void Post(std::function<void()> task) override;
+  void RunAt(Clock::time_point when, std::function<void()> task) override;
   bool InLoopThread() const;
 
  private:

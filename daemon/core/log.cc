@@ -28,4 +28,14 @@ void Log(LogLevel level, std::string_view message) {
   }
 }
 
+std::string Printable(const std::string& text, size_t max_len) {
+  std::string out;
+  for (size_t i = 0; i < text.size() && i < max_len; ++i) {
+    const unsigned char c = static_cast<unsigned char>(text[i]);
+    out.push_back(c >= 0x20 && c < 0x7f ? static_cast<char>(c) : '?');
+  }
+  if (text.size() > max_len) out += "...";
+  return out;
+}
+
 }  // namespace svmkey::daemon

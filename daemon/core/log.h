@@ -5,6 +5,7 @@
 // paths), counts and codes only. Thread-safe: each line is one write(2).
 #pragma once
 
+#include <string>
 #include <string_view>
 
 namespace svmkey::daemon {
@@ -20,5 +21,9 @@ inline void LogWarning(std::string_view m) { Log(LogLevel::kWarning, m); }
 inline void LogNotice(std::string_view m) { Log(LogLevel::kNotice, m); }
 inline void LogInfo(std::string_view m) { Log(LogLevel::kInfo, m); }
 inline void LogDebug(std::string_view m) { Log(LogLevel::kDebug, m); }
+
+// At most max_len bytes of `text` with every byte outside printable ASCII as '?' (for
+// echoing caller input in messages and logs: bus strings must be valid UTF-8).
+std::string Printable(const std::string& text, size_t max_len = 64);
 
 }  // namespace svmkey::daemon

@@ -1,15 +1,16 @@
-// JobManager: svmkeyd's jobs — persistent rows (table::JobTable), bus objects
-// (org.svmkey.Job1 at /org/svmkey/KeyManager1/job/<uuid with _>), worker threads, and
-// the callers waiting on them with a return_timeout.
+// JobManager: svmkeyd's jobs — persistent rows (table::JobTable), worker threads, the
+// job lifecycle, and the callers waiting on them with a return_timeout. What the bus
+// shows of them (the org.svmkey.Job1 objects, PropertiesChanged, JobChanged) is a
+// JobObserver's business (daemon/bus/job_object.h); see docs/ARCHITECTURE.md §7.
 //
-// Shape (like systemd-homed's operations): a bus handler validates and authorizes,
-// creates the job row, and calls Start() with the job's body; the body runs on its own
-// thread and talks back through its JobContext (phase, progress, stop requests). Every
-// bus-facing change — properties, PropertiesChanged, JobChanged, deferred replies —
-// is posted to the EventLoop thread; the bus thread never waits on a job.
+// Shape (like systemd-homed's operations): a bus handler validates and authorizes, the
+// service creates the job row and calls Start() with the job's body; the body runs on
+// its own thread and talks back through its JobContext (phase, progress, stop
+// requests). Every observer call and every waiter's reply is posted to the loop thread
+// (LoopTasks); the loop thread never waits on a job.
 //
-// Threads: Start/Wait*/Shutdown are called on the loop thread; JobContext methods on the
-// job's thread.
+// Threads: Start/Wait/PublishAll/Prune are called on the loop thread, Shutdown on the
+// loop thread or after the loop stopped; JobContext methods on the job's thread.
 #pragma once
 
 #include <atomic>
@@ -18,13 +19,12 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
 
-#include <sdbus-c++/sdbus-c++.h>
-
-#include "daemon/core/event_loop.h"
+#include "daemon/core/loop_tasks.h"
 #include "daemon/service/job_context.h"
 #include "daemon/table/job_table.h"
 #include "daemon/table/rdb.h"
@@ -32,17 +32,31 @@
 
 namespace svmkey::daemon {
 
-class JobObject;
+// What the bus publishes of the jobs. Every call is made on the loop thread.
+class JobObserver {
+ public:
+  virtual ~JobObserver() = default;
+  // The job's row as the table has it now (a new job, a finished one, or at start).
+  virtual void Published(const table::JobRow& row) = 0;
+  // A phase the job entered (table::PhaseName(phase)), with its message.
+  virtual void PhaseChanged(const Uuid& job, int phase, const std::string& message) = 0;
+  // Progress of the job, with a rate estimate in volumes/s (0: none yet).
+  virtual void ProgressChanged(const Uuid& job, uint64_t done, uint64_t total, double rate) = 0;
+  // The job was queued (state "queued") or ended its run (the table's state then, or
+  // "unknown" when its row cannot be read).
+  virtual void StateChanged(const Uuid& job, const std::string& state) = 0;
+  // The job's row was pruned.
+  virtual void Removed(const Uuid& job) = 0;
+};
+
 class ManagedJobContext;
 
 class JobManager {
  public:
-  using JobChangedSignal = std::function<void(const std::string& uuid, const std::string& state)>;
-  JobManager(sdbus::IConnection& connection, EventLoop& loop, table::RdbOptions rdb_options,
-             table::Rdb& loop_rdb, JobChangedSignal job_changed);
+  // `observer` must outlive the manager.
+  JobManager(LoopTasks& loop, table::RdbOptions rdb_options, table::Rdb& loop_rdb,
+             JobObserver& observer);
   ~JobManager();
-
-  static std::string ObjectPath(const Uuid& job);
 
   // Publishes every job row of the table (at start, after recovery).
   void PublishAll();
@@ -50,14 +64,13 @@ class JobManager {
   void Start(const Uuid& uuid, JobBody body);
   // Replies to `reply(status_code, job uuid)` when the job ends, or with 202 when
   // `timeout` passes first; an error reply when it fails in time.
-  using Reply = std::function<void(uint32_t http_status, const std::string& job,
-                                   const Status& failure)>;
+  using Reply =
+      std::function<void(uint32_t http_status, const std::string& job, const Status& failure)>;
   void Wait(const Uuid& uuid, std::chrono::seconds timeout, Reply reply);
-  // Live rate (volumes/s) and expected end (µs since the epoch) of a published job.
-  std::pair<double, int64_t> LiveEstimate(const Uuid& uuid);
   // Asks every job to stop at a batch boundary and joins the threads.
   void Shutdown();
-  // Removes terminal jobs past the retention period (table rows and objects).
+  // Removes terminal jobs past the retention period (their rows; the observer hears
+  // Removed for each).
   void Prune();
   size_t running() const;
 
@@ -71,23 +84,23 @@ class JobManager {
     std::thread thread;
     bool done = false;
   };
-  void Publish(const table::JobRow& row);  // loop thread
-  void PublishFromRow(const Uuid& uuid);    // loop thread: re-read and publish
-  void PostUpdate(const Uuid& uuid, std::function<void(JobObject&)> update);
-  void Finished(const Uuid& uuid);          // loop thread
+  void Publish(const table::JobRow& row);                  // loop thread
+  Result<table::JobRow> PublishFromRow(const Uuid& uuid);  // loop thread: re-read and publish
+  void PostToObserver(std::function<void(JobObserver&)> call);
+  void RunBody(const Uuid& uuid, const JobBody& body);  // job thread
+  void Finished(const Uuid& uuid);                      // loop thread
   void ReapThreads();
 
-  sdbus::IConnection& connection_;
-  EventLoop& loop_;
+  LoopTasks& loop_;
   table::RdbOptions rdb_options_;
   table::Rdb& loop_rdb_;
-  std::map<std::string, std::unique_ptr<JobObject>> objects_;   // loop thread only
-  std::map<std::string, std::vector<Waiter>> waiters_;           // loop thread only
+  JobObserver& observer_;
+  std::set<std::string> published_;                     // loop thread only
+  std::map<std::string, std::vector<Waiter>> waiters_;  // loop thread only
   uint64_t next_waiter_ = 1;
   mutable std::mutex mu_;
   std::map<std::string, Running> threads_;  // guarded by mu_
   std::atomic<bool> stopping_{false};
-  JobChangedSignal job_changed_;
 };
 
 }  // namespace svmkey::daemon

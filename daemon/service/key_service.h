@@ -32,12 +32,15 @@ struct InstalledKek {
   KeyHandle handle;
 };
 
+// Keys held at once in the key table's locked memory, unless svmkeyd is told otherwise.
+inline constexpr size_t kDefaultKeyTableCapacity = 1024;
+
 class KeyService {
  public:
   // `sources` builds the external key source of a configuration; empty means Barbican
   // (BarbicanSources()).
-  static Result<std::unique_ptr<KeyService>> Create(size_t key_table_capacity = 1024,
-                                                    ExternalKeySourceFactory sources = {});
+  static Result<std::unique_ptr<KeyService>> Create(
+      size_t key_table_capacity = kDefaultKeyTableCapacity, ExternalKeySourceFactory sources = {});
   // The daemon's factory: a barbican::BarbicanClient built from the configuration's
   // table row and its unsealed secrets.
   static ExternalKeySourceFactory BarbicanSources();

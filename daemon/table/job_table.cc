@@ -265,7 +265,6 @@ Status JobTable::Transition(const Uuid& job, JobState to) {
 }
 
 Status JobTable::Start(const Uuid& job) { return Transition(job, JobState::kRunning); }
-Status JobTable::Pause(const Uuid& job) { return Transition(job, JobState::kPaused); }
 
 Status JobTable::SetPhase(const Uuid& job, int phase, const std::string& message) {
   if (phase < 0 || phase > kPhaseInstall) {

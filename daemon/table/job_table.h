@@ -1,6 +1,8 @@
-// JobTable: the persistent job rows (ontap-semantics §C.2, DESIGN §7). A job row is the
-// truth about a rekey: its state, phase (1..7), progress, final code and message survive
-// a crash, and ListUnfinished() tells svmkeyd at start which jobs to resume.
+// JobTable: the persistent job rows (ontap-semantics §C.2, docs/ARCHITECTURE.md §7). A
+// job row is the truth about a rekey: its state, phase (1..7), progress, final code and
+// message survive a crash, and ListUnfinished() tells svmkeyd at start which jobs to
+// resume. No method pauses a job; `paused` stays a state of the schema (states.h), and
+// Start() resumes a row found in it.
 //
 // Times are Unix milliseconds from the Rdb clock; 0 means "not yet". Terminal jobs are
 // removed by PruneFinished once older than RdbOptions::job_retention (default 24 h).
@@ -48,7 +50,7 @@ struct JobRow {
   int64_t updated_time_ms = 0;
   uint64_t progress_done = 0;
   uint64_t progress_total = 0;
-  int phase = 0;  // DESIGN §7 phase; PhaseName() in states.h
+  int phase = 0;  // docs/ARCHITECTURE.md §7 phase; PhaseName() in states.h
   std::string parameters_json;
   std::optional<uint64_t> new_generation;
   friend bool operator==(const JobRow&, const JobRow&) = default;
@@ -80,8 +82,6 @@ class JobTable {
 
   // queued | paused → running; the start time is set on the first start only.
   Status Start(const Uuid& job);
-  // running → paused.
-  Status Pause(const Uuid& job);
   // Records the phase about to start (and, from phase 3 on, the new generation) and a
   // progress text in `message`. Refused for terminal jobs.
   Status SetPhase(const Uuid& job, int phase, const std::string& message = {});

@@ -7,7 +7,8 @@
 #include <cstring>
 #include <string>
 
-#include "daemon/core/options.h"
+#include "daemon/bus/options.h"
+#include "daemon/core/log.h"
 #include "engine/status.h"
 
 namespace {

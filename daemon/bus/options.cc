@@ -1,4 +1,4 @@
-#include "daemon/core/options.h"
+#include "daemon/bus/options.h"
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -8,14 +8,11 @@
 #include <cerrno>
 #include <cstring>
 
-#include "daemon/core/bus_error.h"
+#include "daemon/bus/bus_error.h"
+#include "daemon/core/log.h"
 
 namespace svmkey::daemon {
 namespace {
-
-[[noreturn]] void Fail(ErrorCode code, std::string message) {
-  ThrowStatus(Status(code, std::move(message)));
-}
 
 // Reads at most kMaxSecretBytes from fd into secure memory; strips one trailing newline.
 SecureBuffer ReadSecret(int fd, const std::string& what) {
@@ -26,15 +23,15 @@ SecureBuffer ReadSecret(int fd, const std::string& what) {
     const ssize_t n = ::read(fd, buf->data() + len, buf->size() - len);
     if (n < 0) {
       if (errno == EINTR) continue;
-      Fail(ErrorCode::kInvalidValue, what + ": cannot read: " + std::strerror(errno));
+      Throw(ErrorCode::kInvalidValue, what + ": cannot read: " + std::strerror(errno));
     }
     if (n == 0) break;
     len += static_cast<size_t>(n);
   }
-  if (len > kMaxSecretBytes) Fail(ErrorCode::kInvalidValue, what + ": longer than 4096 bytes");
+  if (len > kMaxSecretBytes) Throw(ErrorCode::kInvalidValue, what + ": longer than 4096 bytes");
   if (len > 0 && buf->data()[len - 1] == '\n') --len;
   if (len > 0 && buf->data()[len - 1] == '\r') --len;
-  if (len == 0) Fail(ErrorCode::kInvalidValue, what + ": empty");
+  if (len == 0) Throw(ErrorCode::kInvalidValue, what + ": empty");
   auto out = SecureBuffer::Allocate(len);
   if (!out.ok()) ThrowStatus(out.status());
   std::memcpy(out->data(), buf->data(), len);
@@ -42,21 +39,35 @@ SecureBuffer ReadSecret(int fd, const std::string& what) {
   return std::move(out).value();
 }
 
-std::string TypeName(const sdbus::Variant& v) { return v.peekValueType(); }
-
-}  // namespace
-
-std::string Printable(const std::string& text, size_t max_len) {
-  std::string out;
-  for (size_t i = 0; i < text.size() && i < max_len; ++i) {
-    const unsigned char c = static_cast<unsigned char>(text[i]);
-    out.push_back(c >= 0x20 && c < 0x7f ? static_cast<char>(c) : '?');
+// A secret from the file at `path`: a regular file owned by `caller_uid` or root, with
+// no group or other permission bits (`what` names the option in messages).
+SecureBuffer ReadSecretFile(const std::string& path, const std::string& what, uid_t caller_uid) {
+  if (path.empty() || path.size() > kMaxStringBytes || path[0] != '/') {
+    Throw(ErrorCode::kInvalidValue, "option '" + what + "' must be an absolute path");
   }
-  if (text.size() > max_len) out += "...";
+  const int fd = ::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
+  if (fd < 0) Throw(ErrorCode::kInvalidValue, what + " " + path + ": " + std::strerror(errno));
+  struct stat st {};
+  const bool ok_file = ::fstat(fd, &st) == 0 && S_ISREG(st.st_mode) &&
+                       (st.st_uid == caller_uid || st.st_uid == 0) && (st.st_mode & 077) == 0;
+  if (!ok_file) {
+    ::close(fd);
+    Throw(ErrorCode::kInvalidValue, what + " " + path +
+                                        " must be a regular file owned by the caller (or root) "
+                                        "with no group or other permissions");
+  }
+  SecureBuffer out;
+  try {
+    out = ReadSecret(fd, what);
+  } catch (...) {
+    ::close(fd);
+    throw;
+  }
+  ::close(fd);
   return out;
 }
 
-namespace {
+std::string TypeName(const sdbus::Variant& v) { return v.peekValueType(); }
 
 }  // namespace
 
@@ -71,11 +82,11 @@ std::optional<std::string> OptionReader::String(const std::string& key, size_t m
   const sdbus::Variant* v = Take(key);
   if (v == nullptr) return std::nullopt;
   if (TypeName(*v) != "s") {
-    Fail(ErrorCode::kInvalidArgument, "option '" + key + "' must be of type s, not " + TypeName(*v));
+    Throw(ErrorCode::kInvalidArgument, "option '" + key + "' must be of type s, not " + TypeName(*v));
   }
   std::string s = v->get<std::string>();
   if (s.size() > max_len) {
-    Fail(ErrorCode::kInvalidValue,
+    Throw(ErrorCode::kInvalidValue,
          "option '" + key + "' is longer than " + std::to_string(max_len) + " bytes");
   }
   return s;
@@ -85,7 +96,7 @@ std::optional<bool> OptionReader::Bool(const std::string& key) {
   const sdbus::Variant* v = Take(key);
   if (v == nullptr) return std::nullopt;
   if (TypeName(*v) != "b") {
-    Fail(ErrorCode::kInvalidArgument, "option '" + key + "' must be of type b, not " + TypeName(*v));
+    Throw(ErrorCode::kInvalidArgument, "option '" + key + "' must be of type b, not " + TypeName(*v));
   }
   return v->get<bool>();
 }
@@ -105,10 +116,10 @@ std::optional<uint64_t> OptionReader::Unsigned(const std::string& key, uint64_t 
     negative = s < 0;
     value = static_cast<uint64_t>(s);
   } else {
-    Fail(ErrorCode::kInvalidArgument, "option '" + key + "' must be an integer, not " + t);
+    Throw(ErrorCode::kInvalidArgument, "option '" + key + "' must be an integer, not " + t);
   }
   if (negative || value < min || value > max) {
-    Fail(ErrorCode::kInvalidValue, "option '" + key + "' must be in " + std::to_string(min) +
+    Throw(ErrorCode::kInvalidValue, "option '" + key + "' must be in " + std::to_string(min) +
                                        ".." + std::to_string(max));
   }
   return value;
@@ -116,52 +127,27 @@ std::optional<uint64_t> OptionReader::Unsigned(const std::string& key, uint64_t 
 
 std::optional<SecureBuffer> OptionReader::Secret(const std::string& base, uid_t caller_uid) {
   if (Take(base) != nullptr) {
-    Fail(ErrorCode::kInvalidValue, "option '" + base + "' is refused: secrets never travel in "
+    Throw(ErrorCode::kInvalidValue, "option '" + base + "' is refused: secrets never travel in "
                                    "bus messages; pass '" + base + "_fd' (h) or '" + base +
                                    "_file' (s)");
   }
   const sdbus::Variant* fd_v = Take(base + "_fd");
   const sdbus::Variant* file_v = Take(base + "_file");
   if (fd_v != nullptr && file_v != nullptr) {
-    Fail(ErrorCode::kInvalidValue, "give only one of '" + base + "_fd' and '" + base + "_file'");
+    Throw(ErrorCode::kInvalidValue, "give only one of '" + base + "_fd' and '" + base + "_file'");
   }
   if (fd_v != nullptr) {
     if (TypeName(*fd_v) != "h") {
-      Fail(ErrorCode::kInvalidArgument, "option '" + base + "_fd' must be of type h");
+      Throw(ErrorCode::kInvalidArgument, "option '" + base + "_fd' must be of type h");
     }
     const sdbus::UnixFd fd = fd_v->get<sdbus::UnixFd>();
     return ReadSecret(fd.get(), base + "_fd");
   }
   if (file_v != nullptr) {
     if (TypeName(*file_v) != "s") {
-      Fail(ErrorCode::kInvalidArgument, "option '" + base + "_file' must be of type s");
+      Throw(ErrorCode::kInvalidArgument, "option '" + base + "_file' must be of type s");
     }
-    const std::string path = file_v->get<std::string>();
-    if (path.empty() || path.size() > kMaxStringBytes || path[0] != '/') {
-      Fail(ErrorCode::kInvalidValue, "option '" + base + "_file' must be an absolute path");
-    }
-    const int fd = ::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
-    if (fd < 0) {
-      Fail(ErrorCode::kInvalidValue, base + "_file " + path + ": " + std::strerror(errno));
-    }
-    struct stat st {};
-    const bool ok_file = ::fstat(fd, &st) == 0 && S_ISREG(st.st_mode) &&
-                         (st.st_uid == caller_uid || st.st_uid == 0) && (st.st_mode & 077) == 0;
-    if (!ok_file) {
-      ::close(fd);
-      Fail(ErrorCode::kInvalidValue, base + "_file " + path +
-                                         " must be a regular file owned by the caller (or root) "
-                                         "with no group or other permissions");
-    }
-    SecureBuffer out;
-    try {
-      out = ReadSecret(fd, base + "_file");
-    } catch (...) {
-      ::close(fd);
-      throw;
-    }
-    ::close(fd);
-    return out;
+    return ReadSecretFile(file_v->get<std::string>(), base + "_file", caller_uid);
   }
   return std::nullopt;
 }
@@ -170,7 +156,7 @@ void OptionReader::Finish() {
   for (const auto& [key, value] : map_) {
     if (!used_.count(key)) {
       const std::string shown = Printable(key, 64);
-      Fail(ErrorCode::kUnexpectedArgument, "unknown option '" + shown + "'");
+      Throw(ErrorCode::kUnexpectedArgument, "unknown option '" + shown + "'");
     }
   }
 }
@@ -179,7 +165,7 @@ Uuid RequireUuid(const std::string& text, const char* what) {
   auto u = Uuid::Parse(text);
   if (!u || u->IsNil()) {
     const std::string shown = Printable(text, 64);
-    Fail(ErrorCode::kInvalidValue, std::string(what) + " '" + shown + "' is not a valid UUID");
+    Throw(ErrorCode::kInvalidValue, std::string(what) + " '" + shown + "' is not a valid UUID");
   }
   return *u;
 }
@@ -192,7 +178,7 @@ std::string RequireName(const std::string& text, const char* what) {
   }
   if (!ok) {
     const std::string shown = Printable(text, 64);
-    Fail(ErrorCode::kInvalidValue, std::string(what) + " '" + shown +
+    Throw(ErrorCode::kInvalidValue, std::string(what) + " '" + shown +
                                        "' must be 1-255 characters of A-Z a-z 0-9 _ . : -");
   }
   return text;

@@ -14,6 +14,7 @@
 // Methods throw sdbus::Error (the bus boundary); use from a bus handler only.
 #pragma once
 
+#include <sdbus-c++/sdbus-c++.h>
 #include <sys/types.h>
 
 #include <cstdint>
@@ -21,8 +22,6 @@
 #include <optional>
 #include <set>
 #include <string>
-
-#include <sdbus-c++/sdbus-c++.h>
 
 #include "engine/secure_memory.h"
 #include "engine/uuid.h"
@@ -53,10 +52,6 @@ class OptionReader {
   const VariantMap& map_;
   std::set<std::string> used_;
 };
-
-// At most max_len bytes of `text` with every byte outside printable ASCII as '?' (for
-// echoing caller input in messages: bus strings must be valid UTF-8).
-std::string Printable(const std::string& text, size_t max_len = 64);
 
 // Canonical-UUID argument check (262185 naming `what`).
 Uuid RequireUuid(const std::string& text, const char* what);

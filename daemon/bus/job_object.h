@@ -1,0 +1,50 @@
+// The org.svmkey.Job1 objects (ipc/org.svmkey.Job1.xml) at ipc::JobObjectPath(uuid),
+// one per job row, and the manager's JobChanged signal: the bus side of the jobs,
+// driven by the JobManager through its JobObserver interface. A property change is
+// announced with PropertiesChanged; the rate and expected end time are estimated from
+// the progress samples (docs/ARCHITECTURE.md §9).
+//
+// Threads: the loop thread only (every JobObserver call arrives there).
+#pragma once
+
+#include <sdbus-c++/sdbus-c++.h>
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <utility>
+
+#include "daemon/service/job_manager.h"
+
+namespace svmkey::daemon {
+
+class JobObject;
+
+class JobObjects final : public JobObserver {
+ public:
+  // Emits the manager's JobChanged(uuid, state) signal.
+  using JobChangedSignal = std::function<void(const std::string& uuid, const std::string& state)>;
+  JobObjects(sdbus::IConnection& connection, JobChangedSignal job_changed);
+  ~JobObjects() override;
+
+  // The live rate (volumes/s) and expected end (µs since the epoch) of a published job;
+  // {0, 0} for one without an object.
+  std::pair<double, int64_t> LiveEstimate(const Uuid& job) const;
+
+  void Published(const table::JobRow& row) override;
+  void PhaseChanged(const Uuid& job, int phase, const std::string& message) override;
+  void ProgressChanged(const Uuid& job, uint64_t done, uint64_t total, double rate) override;
+  void StateChanged(const Uuid& job, const std::string& state) override;
+  void Removed(const Uuid& job) override;
+
+ private:
+  JobObject* Find(const Uuid& job) const;
+
+  sdbus::IConnection& connection_;
+  JobChangedSignal job_changed_;
+  std::map<std::string, std::unique_ptr<JobObject>> objects_;
+};
+
+}  // namespace svmkey::daemon

@@ -1,0 +1,70 @@
+// CreateVolume, RegisterVolumeSet, ListVolumes.
+#include "daemon/bus/handlers.h"
+#include "daemon/bus/row_maps.h"
+#include "daemon/service/volume_service.h"
+#include "daemon/table/states.h"
+#include "daemon/table/volume_table.h"
+
+namespace svmkey::daemon::volume_bus {
+
+void Create(BusContext& bus, sdbus::Result<std::string>&& result, const std::string& svm,
+            const std::string& name, const VariantMap& options) {
+  bus.Authorize();
+  NewVolume v;
+  v.svm = bus.ResolveSvm(svm);
+  v.name = RequireName(name, "name");
+  OptionReader o(options);
+  if (auto d = o.Unsigned("dsid", 1, UINT64_MAX)) v.dsid = *d;
+  if (auto km = o.String("key_manager", 16)) {
+    auto k = table::KeyManagerFromString(*km);
+    if (!k) Throw(ErrorCode::kInvalidValue, "key_manager must be 'data' or 'admin'");
+    v.key_manager = *k;
+  }
+  o.Finish();
+  bus.Defer(std::move(result),
+            [&keys = bus.keys, root = bus.settings.volume_root,
+             v](table::Rdb& rdb) -> Result<std::string> {
+              auto uuid = CreateVolume(rdb, keys, root, v);
+              if (!uuid.ok()) return uuid.status();
+              return uuid->ToString();
+            });
+}
+
+void RegisterSet(BusContext& bus, sdbus::Result<uint64_t>&& result, const std::string& svm,
+                 const std::string& directory, const VariantMap& options) {
+  bus.Authorize();
+  VolumeSetImport set;
+  set.svm = bus.ResolveSvm(svm);
+  if (directory.empty() || directory[0] != '/' || directory.size() > kMaxStringBytes) {
+    Throw(ErrorCode::kInvalidValue, "directory must be an absolute path");
+  }
+  set.directory = directory;
+  OptionReader o(options);
+  auto kek_file = o.String("kek_file");
+  set.keep_kek_file = o.Bool("keep_kek_file").value_or(false);
+  o.Finish();
+  if (!kek_file) Throw(ErrorCode::kMissingValue, "kek_file is required");
+  set.kek_file = *kek_file;
+  bus.Defer(std::move(result),
+            [&keys = bus.keys, set](table::Rdb& rdb) { return RegisterVolumeSet(rdb, keys, set); });
+}
+
+std::vector<VariantMap> List(BusContext& bus, const std::string& svm, const VariantMap& options) {
+  const Uuid svm_uuid = bus.ResolveSvm(svm);
+  OptionReader o(options);
+  table::VolumeTable volumes(bus.rdb);
+  int64_t after_id = 0;
+  if (auto after = o.String("after", 64)) {
+    after_id = Check(volumes.Get(RequireUuid(*after, "after"))).id;
+  }
+  const size_t limit = o.Unsigned("limit", 1, 10000).value_or(1000);
+  o.Finish();
+  std::vector<table::VolumeRow> rows;
+  Check(volumes.ListPage(svm_uuid, after_id, limit, &rows, false));
+  std::vector<VariantMap> out;
+  out.reserve(rows.size());
+  for (const auto& row : rows) out.push_back(VolumeToMap(row));
+  return out;
+}
+
+}  // namespace svmkey::daemon::volume_bus

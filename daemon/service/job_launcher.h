@@ -1,0 +1,56 @@
+// JobLauncher: turns a validated job request into a job row and a running body
+// (jobs.h), and resumes at start the jobs a crash or a SIGTERM left unfinished. The
+// request builders check what must hold before a job row is created (the prechecks),
+// without side effects.
+//
+// Threads: the loop thread (it owns the JobManager's loop-side state).
+#pragma once
+
+#include <cstddef>
+#include <vector>
+
+#include "daemon/service/job_manager.h"
+#include "daemon/service/jobs.h"
+#include "daemon/service/key_service.h"
+#include "daemon/table/job_table.h"
+#include "daemon/table/rdb.h"
+#include "engine/status.h"
+#include "engine/uuid.h"
+
+namespace svmkey::daemon {
+
+class JobLauncher {
+ public:
+  JobLauncher(JobManager& jobs, KeyService& keys, JobSettings settings)
+      : jobs_(jobs), keys_(keys), settings_(settings) {}
+
+  // Creates the job row (ResourceInUse when the SVM already has an unfinished job) and
+  // starts the job. Returns the job's uuid.
+  Result<Uuid> Queue(table::Rdb& rdb, const JobRequest& request);
+  // Starts every queued or running job of the table (at start, before READY=1); returns
+  // how many unfinished jobs the table had.
+  size_t ResumeUnfinished(table::Rdb& rdb);
+
+ private:
+  void Run(const Uuid& job, const JobRequest& request);
+
+  JobManager& jobs_;
+  KeyService& keys_;
+  const JobSettings settings_;
+};
+
+// rekey-internal of configuration `config` (RekeyPrechecks, naming the running job when
+// the SVM already has one).
+Result<JobRequest> RekeyInternalRequest(table::Rdb& rdb, const Uuid& config);
+// restore with configuration `config`: EntryNotFound, BarbicanNotConfigured when it is
+// not the SVM's enabled one.
+Result<JobRequest> RestoreRequest(table::Rdb& rdb, const Uuid& config);
+// verify of the SVM's volumes with its enabled key store.
+Result<JobRequest> VerifyRequest(table::Rdb& rdb, const Uuid& svm);
+
+// The newest `limit` jobs matching `filter`, newest first.
+Result<std::vector<table::JobRow>> ListJobsNewestFirst(table::Rdb& rdb,
+                                                       const table::JobFilter& filter,
+                                                       size_t limit);
+
+}  // namespace svmkey::daemon

@@ -1,0 +1,44 @@
+// The volumes of an SVM: creating one encrypted volume, registering a volume set made
+// offline by svmkey-volset, and paging through them. Every function takes the table
+// connection of the calling thread (the control worker's for the writes).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "daemon/service/key_service.h"
+#include "daemon/table/rdb.h"
+#include "daemon/table/states.h"
+#include "daemon/table/volume_table.h"
+#include "engine/status.h"
+#include "engine/uuid.h"
+
+namespace svmkey::daemon {
+
+struct NewVolume {
+  Uuid svm;
+  std::string name;
+  uint64_t dsid = 0;  // 0: a random 56-bit DSID
+  table::KeyManager key_manager = table::KeyManager::kData;
+};
+
+// Creates the volume's metadata file under <volume_root>/<svm uuid>/ with a fresh VDEK
+// wrapped by the SVM's active SVM-KEK, then its row. Refused (ResourceInUse) while the
+// SVM's key store is not active. Returns the new volume's uuid.
+Result<Uuid> CreateVolume(table::Rdb& rdb, KeyService& keys, const std::string& volume_root,
+                          const NewVolume& volume);
+
+struct VolumeSetImport {
+  Uuid svm;
+  std::string directory;  // the volume set's manifest directory (absolute)
+  std::string kek_file;   // the KEK file svmkey-volset wrote
+  bool keep_kek_file = false;
+};
+
+// Adopts the KEK file as the SVM's initial SVM-KEK (wrapped under its enabled key store)
+// and inserts a row per volume of the set. Only for an SVM without an SVM-KEK
+// (DuplicateEntry otherwise). Returns the number of volumes registered.
+Result<uint64_t> RegisterVolumeSet(table::Rdb& rdb, KeyService& keys, const VolumeSetImport& set);
+
+}  // namespace svmkey::daemon
