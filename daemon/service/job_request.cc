@@ -10,6 +10,7 @@ const char* KindName(JobKind kind) {
     case JobKind::kRekeyInternal: return "rekey-internal";
     case JobKind::kRestore: return "restore";
     case JobKind::kVerify: return "verify";
+    case JobKind::kKeyStoreSwitch: return "key-store switch";
   }
   return "?";
 }
@@ -43,6 +44,7 @@ Result<JobRequest> DecodeJobRequest(const std::string& text) {
   if (kind == "rekey-internal") out.kind = JobKind::kRekeyInternal;
   else if (kind == "restore") out.kind = JobKind::kRestore;
   else if (kind == "verify") out.kind = JobKind::kVerify;
+  else if (kind == "key-store switch") out.kind = JobKind::kKeyStoreSwitch;
   else return bad();
   auto svm = Uuid::Parse(j["svm"].get<std::string>());
   auto config = Uuid::Parse(j["config"].get<std::string>());

@@ -36,12 +36,12 @@ struct JobSettings {
 Result<std::unique_ptr<FileIo>> MakeJobFileIo(const JobSettings& settings,
                                               std::string* note = nullptr);
 
-enum class JobKind { kRekeyInternal, kRestore, kVerify };
+enum class JobKind { kRekeyInternal, kRestore, kVerify, kKeyStoreSwitch };
 
 struct JobRequest {
   JobKind kind = JobKind::kRekeyInternal;
   Uuid svm;
-  Uuid config;  // the Barbican configuration (rekey-internal, restore)
+  Uuid config;  // the Barbican configuration (rekey-internal, restore, the switch's target)
 };
 
 // The job row's parameters (JSON) and back. Decode errors: EncryptionStatusUnavailable.

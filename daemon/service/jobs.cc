@@ -1,6 +1,7 @@
 #include "daemon/service/jobs.h"
 
 #include "daemon/core/log.h"
+#include "daemon/service/keystore_switch_job.h"
 #include "daemon/service/rekey_job.h"
 #include "daemon/service/restore_job.h"
 #include "daemon/service/verify_job.h"
@@ -24,6 +25,7 @@ JobOutcome RunJob(JobContext& ctx, KeyService& keys, const JobSettings& settings
     case JobKind::kRekeyInternal: return RunRekey(ctx, keys, settings, request);
     case JobKind::kRestore: return RunRestore(ctx, keys, request);
     case JobKind::kVerify: return RunVerify(ctx, keys, settings, request);
+    case JobKind::kKeyStoreSwitch: return RunKeyStoreSwitch(ctx, keys, request);
   }
   return FinishJob(ctx, Status(ErrorCode::kUnexpectedException, "unknown job kind"));
 }

@@ -72,11 +72,6 @@ class KeyService {
   Status CheckCredentials(table::Rdb& rdb, const Uuid& config, const std::string& cred_id,
                           const SecureBuffer& secret);
 
-  // Enables (or switches to) key store `config` (ontap-semantics §A.4, §B.3): the new
-  // Barbican key must be readable first; on a switch the SVM-KEKs of the SVM are
-  // rewrapped under it (state `switching` meanwhile; calling again resumes a switch
-  // that was interrupted) and the key store becomes active.
-  Status EnableKeyStore(table::Rdb& rdb, const Uuid& config);
 
   // Installs `handle` as the SVM's active generation, releasing the one it replaces.
   void Install(const Uuid& svm, uint64_t generation, KeyHandle handle);

@@ -244,6 +244,50 @@ TEST_F(FlowTest, SecretByFdThroughTheProxyAndTwoSvmsSideBySide) {
   }
 }
 
+// Enabling a second configuration of an SVM switches its key store to another Barbican
+// key: a job (a Job1 object with progress in SVM-KEK generations) rewraps every
+// generation under the new key, and the SVM keeps working under it.
+TEST_F(FlowTest, KeyStoreSwitchRunsAsAJobAndTheSvmKeepsWorking) {
+  const SvmSetup s = SetUpSvm("vs-sw", {.volumes = 3});
+  auto [status, rekey] = km().RekeyInternalWithin(s.config_uuid, 120, 180s);
+  ASSERT_EQ(status, 201u) << DaemonLog();  // generations 1 (retired) and 2 (active)
+
+  const KmsKey other = NewSecret();
+  VariantMap c;
+  c["svm"] = sdbus::Variant(std::string("vs-sw"));
+  c["name"] = sdbus::Variant(std::string("vs-sw-other"));
+  c["key_id"] = sdbus::Variant(other.key_id);
+  c["keystone_url"] = sdbus::Variant(KmsVar("KEYSTONE_URL"));
+  c["application_cred_id"] = sdbus::Variant(s.credential.id);
+  c["application_cred_secret_file"] = sdbus::Variant(SecretFile(s.credential.secret));
+  c["ca_file"] = sdbus::Variant(KmsVar("CA_FILE"));
+  const std::string config_b = km().CreateBarbicanConfig(c);
+  km().EnableKeyStore(config_b);  // replies when the switch job has ended
+
+  VariantMap filter;
+  filter["svm"] = sdbus::Variant(std::string("vs-sw"));
+  const auto jobs = km().ListJobs(filter);
+  ASSERT_FALSE(jobs.empty());
+  const VariantMap& sw = jobs[0];  // newest first
+  EXPECT_EQ(sw.at("description").get<std::string>(), "key-store switch of SVM vs-sw");
+  EXPECT_EQ(State(sw), "success") << Message(sw);
+  EXPECT_EQ(sw.at("volumes_done").get<uint64_t>(), 2u);  // both generations moved
+  EXPECT_EQ(sw.at("volumes_total").get<uint64_t>(), 2u);
+  EXPECT_EQ(Message(sw), "2 SVM-KEK generations rewrapped");
+  auto r = Busctl(address(), "get-property org.svmkey.KeyManager1 " +
+                                 JobPath(sw.at("uuid").get<std::string>()) + " org.svmkey.Job1 State");
+  EXPECT_EQ(r.out, "s \"success\"\n") << r.err;
+
+  // The old configuration is no longer the key store; the new one rekeys and verifies.
+  const BusError e = CatchBusError([&] { km().RekeyInternalWithin(s.config_uuid, 0, 30s); });
+  EXPECT_EQ(e.name, "org.svmkey.Error.BarbicanNotConfigured") << e.message;
+  auto [s2, j2] = km().RekeyInternalWithin(config_b, 120, 180s);
+  EXPECT_EQ(s2, 201u) << DaemonLog();
+  auto [vs, vj] = km().VerifyVolumesWithin("vs-sw", 120, 180s);
+  EXPECT_EQ(vs, 201u);
+  EXPECT_EQ(Message(km().GetJob(vj)), "3 volumes verified, 0 failed");
+}
+
 // Terminal jobs are kept for the retention period, then pruned (table row and object).
 class FlowRetentionTest : public DaemonTest {
  protected:
