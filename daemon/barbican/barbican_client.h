@@ -7,7 +7,7 @@
 //   GET  {key_id}/payload            Accept: application/octet-stream -> 200, exactly 32 bytes
 //   GET  {key_id}                    Accept: application/json -> 200, metadata (reachability)
 //
-// Errors (engine/error_table.def, ontap-semantics §D):
+// Errors (engine/error_table.def, docs/ARCHITECTURE.md §8):
 //   KeyManagerBlocked (65537556)              Keystone refuses or does not know the
 //                                             credential; Barbican says 401 / 403 for the key
 //   KeyIdNotFound (65539834)                  Barbican says 404 for the key

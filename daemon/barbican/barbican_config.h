@@ -1,4 +1,4 @@
-// BarbicanConfig: how svmkeyd reaches one Barbican key (ontap-semantics §B.1), and the
+// BarbicanConfig: how svmkeyd reaches one Barbican key (ONTAP's barbican-kms semantics), and the
 // URL rules every field must satisfy before a client is built from it.
 //
 // Ownership: a BarbicanConfig owns its strings and the two secrets (held in SecureBuffer,

@@ -1,6 +1,6 @@
 // The pure parts of the Keystone v3 / Barbican v1 protocol as svmkey speaks it: the
 // application-credential request body, the token expiry, and how HTTP statuses map onto
-// the error table (ontap-semantics §D). No I/O here, so all of it is unit-tested.
+// the error table (docs/ARCHITECTURE.md §8). No I/O here, so all of it is unit-tested.
 //
 // Thread safety: pure functions; any thread.
 #pragma once

@@ -1,4 +1,4 @@
-// The key-store switch (ontap-semantics §A.4, §B.3) as a job: every SVM-KEK generation
+// The key-store switch (ONTAP's barbican-kms semantics) as a job: every SVM-KEK generation
 // of the SVM that is wrapped under another configuration's Barbican key is opened with
 // that key and wrapped again under the key of the newly enabled configuration.
 //

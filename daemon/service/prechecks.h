@@ -1,4 +1,4 @@
-// Checks that refuse an operation before it changes anything (ontap-semantics §D "Pre"),
+// Checks that refuse an operation before it changes anything (docs/ARCHITECTURE.md §8),
 // written once for every caller: bus handlers and the job bodies that run them again
 // when a job resumes. No side effects; each takes the caller's own table connection.
 #pragma once

@@ -1,4 +1,4 @@
-// JobTable: the persistent job rows (ontap-semantics §C.2, docs/ARCHITECTURE.md §7). A
+// JobTable: the persistent job rows (ONTAP's job table, docs/ARCHITECTURE.md §7). A
 // job row is the truth about a rekey: its state, phase (1..7), progress, final code and
 // message survive a crash, and ListUnfinished() tells svmkeyd at start which jobs to
 // resume. No method pauses a job; `paused` stays a state of the schema (states.h), and

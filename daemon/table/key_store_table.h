@@ -1,4 +1,4 @@
-// KeyStoreTable: the key-store configurations of each SVM (ontap-semantics §B.3) and
+// KeyStoreTable: the key-store configurations of each SVM (ONTAP's barbican-kms semantics) and
 // the Barbican settings behind each one (§B.1). A Barbican configuration and its key
 // store share one uuid and are created and deleted together.
 //

@@ -1,4 +1,4 @@
-// Rdb: svmkeyd's persistent table (DESIGN §5), the stand-in for ONTAP's replicated
+// Rdb: svmkeyd's persistent table (docs/ARCHITECTURE.md §5), the stand-in for ONTAP's replicated
 // database. One SQLite file (rdb.sqlite in the state directory) in WAL mode with
 // synchronous=FULL, schema migrated forward at open (schema.h), secrets sealed under the
 // host key (host_key.h).
@@ -37,7 +37,7 @@ namespace svmkey::table {
 inline constexpr std::chrono::hours kDefaultJobRetention{24};
 
 struct RdbOptions {
-  // The table file; DESIGN §3 fixes it as /var/lib/svmkey/rdb.sqlite in production.
+  // The table file; docs/ARCHITECTURE.md §3 fixes it as /var/lib/svmkey/rdb.sqlite in production.
   std::string path;
   // Where the host key comes from. Empty: "<directory of path>/host.key", created on
   // first use. With host_key_is_credential, a systemd credential file that must exist

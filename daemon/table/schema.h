@@ -6,7 +6,7 @@
 //   version 2  volumes gain key_manager (data | admin: whose key manager holds the
 //              VDEK) and encryption_blob (copy of the current 512-byte slot sector), with a partial
 //              index for the admin-SVM precheck (65537547)
-//   version 3  jobs gain phase (DESIGN §7, 1..7), parameters (JSON), new_generation and
+//   version 3  jobs gain phase (docs/ARCHITECTURE.md §7, 1..7), parameters (JSON), new_generation and
 //              updated_time, with indexes for recovery and pruning
 //
 // Each step runs in its own BEGIN IMMEDIATE transaction together with its user_version

@@ -35,7 +35,7 @@ inline constexpr JobState kAllJobStates[] = {JobState::kQueued, JobState::kRunni
 
 bool IsTerminal(JobState s);
 
-// Key-store state machine (ontap-semantics §A.6, §B.3, §D). Staying in a state is
+// Key-store state machine (ONTAP's barbican-kms semantics). Staying in a state is
 // always allowed (re-running a stuck operation re-asserts its state).
 //   initializing → active | blocked | disabling
 //   active       → switching | svm_kek_rekey | blocked | disabling
@@ -45,11 +45,11 @@ bool IsTerminal(JobState s);
 //   disabling    → active                      (a disable that was given up)
 bool IsAllowedTransition(KeyStoreState from, KeyStoreState to);
 
-// Job state machine (ontap-semantics §C.2): queued → running | success | failure;
+// Job state machine (ONTAP's job states): queued → running | success | failure;
 // running ↔ paused; running | paused → success | failure; terminal states are final.
 bool IsAllowedTransition(JobState from, JobState to);
 
-// DESIGN §7 phases of rekey-internal (0 = not started).
+// docs/ARCHITECTURE.md §7 phases of rekey-internal (0 = not started).
 inline constexpr int kPhasePrechecks = 1;
 inline constexpr int kPhaseUnwrapCurrent = 2;
 inline constexpr int kPhaseStorePending = 3;

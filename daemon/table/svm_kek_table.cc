@@ -181,7 +181,7 @@ Status SvmKekTable::BeginRekey(const SvmKekRow& pending, const Uuid& key_store, 
   SVMKEY_RETURN_IF_ERROR(SetKeyStoreStateLocked(db, key_store, KeyStoreState::kSvmKekRekey));
   SVMKEY_RETURN_IF_ERROR(
       SetJobPhaseLocked(db, job, kPhaseStorePending, pending.generation, s.now_ms()));
-  // COMMIT POINT (DESIGN §7 phase 3): g+1 is durable, wrapped, `pending`, and new keys
+  // COMMIT POINT (docs/ARCHITECTURE.md §7 phase 3): g+1 is durable, wrapped, `pending`, and new keys
   // are blocked, before any blob is written. A crash before: nothing changed, the job
   // restarts at phase 2. A crash after: blobs may be under g or g+1, both in the table.
   return txn->Commit();
@@ -244,7 +244,7 @@ Status SvmKekTable::CommitRekey(const Uuid& svm, uint64_t new_generation, const 
   SVMKEY_RETURN_IF_ERROR(SetKeyStoreStateLocked(db, key_store, KeyStoreState::kActive));
   SVMKEY_RETURN_IF_ERROR(SetJobPhaseLocked(db, job, kPhaseCommit, std::nullopt, s.now_ms()));
   SVMKEY_RETURN_IF_ERROR(FinishJobLocked(db, job, 0, std::string(), s.now_ms()));
-  // COMMIT POINT (DESIGN §7 phase 6): g+1 is the active key, g retired (kept, so a
+  // COMMIT POINT (docs/ARCHITECTURE.md §7 phase 6): g+1 is the active key, g retired (kept, so a
   // blob missed by a bug can still be opened), the key store accepts new keys, the job
   // is success. A crash before: the job resumes and re-walks the (already rewrapped,
   // hence skipped) volumes, then commits again.

@@ -1,5 +1,5 @@
 // SvmKekTable: the wrapped SVM-KEKs of each SVM, one row per generation, and the two
-// commit points of rekey-internal that span several tables (DESIGN §7 phases 3 and 6).
+// commit points of rekey-internal that span several tables (docs/ARCHITECTURE.md §7 phases 3 and 6).
 //
 // A row's `wrapped` is the SVM-KEK sealed under the Barbican key named by `key_id`
 // (60 bytes: 12-byte nonce ‖ 32-byte ciphertext ‖ 16-byte tag); the table never sees
@@ -60,7 +60,7 @@ class SvmKekTable {
   // Every generation of the SVM, oldest first.
   Result<std::vector<SvmKekRow>> List(const Uuid& svm);
 
-  // DESIGN §7 phase 3, one transaction: insert `pending` (its state field is ignored),
+  // docs/ARCHITECTURE.md §7 phase 3, one transaction: insert `pending` (its state field is ignored),
   // set the key store to svm_kek_rekey, record phase 3 and the new generation in the
   // job. Checks, in the same transaction: the key store is the SVM's enabled one and is
   // active or already svm_kek_rekey; the SVM's active key has generation
@@ -78,7 +78,7 @@ class SvmKekTable {
   // there is no pending key.
   Status AdoptPending(const Uuid& svm, const Uuid& key_store, const Uuid& job);
 
-  // DESIGN §7 phase 6, one transaction: apply `final_updates` to the volume rows (the
+  // docs/ARCHITECTURE.md §7 phase 6, one transaction: apply `final_updates` to the volume rows (the
   // last rewrap batch; may be empty), then check every volume of the SVM managed by
   // the data key manager is at new_generation, then pending → active, active → retired,
   // key store → active, job → success (code 0, "Complete: Successful", phase 6, end
@@ -89,7 +89,7 @@ class SvmKekTable {
   Status CommitRekey(const Uuid& svm, uint64_t new_generation, const Uuid& key_store,
                      const Uuid& job, std::span<const VolumeBlobUpdate> final_updates = {});
 
-  // The end of a key-store switch (ontap-semantics §A.4), one transaction: replace the
+  // The end of a key-store switch (ONTAP's barbican-kms semantics), one transaction: replace the
   // wrapped blob and key_id of each given generation of the SVM (rewrapped under the
   // new Barbican key by the caller; the state field is ignored), then move `key_store`
   // from switching to active. Errors: EntryNotFound (a generation the SVM does not
@@ -99,7 +99,7 @@ class SvmKekTable {
   // A rekey that failed before its commit, one transaction: job → failure with `code`
   // and `message`, key store → `key_store_state` (svm_kek_rekey to keep new keys
   // blocked until a rerun, active to allow them). The pending and active SVM-KEKs stay
-  // (DESIGN §7: a rerun completes the rotation). Errors: KeystoreUnknown, EntryNotFound
+  // (docs/ARCHITECTURE.md §7: a rerun completes the rotation). Errors: KeystoreUnknown, EntryNotFound
   // (job), InvalidValue (transition not allowed).
   Status RecordRekeyFailure(const Uuid& key_store, KeyStoreState key_store_state, const Uuid& job,
                             uint32_t code, const std::string& message);

@@ -7,7 +7,7 @@
 // the WAL stays small); ListPage pages by the row id (keyset pagination: each page is
 // an index range scan, so streaming every volume costs O(n) with one page in memory).
 //
-// New keys are refused while the SVM's enabled key store is not `active` (DESIGN §7:
+// New keys are refused while the SVM's enabled key store is not `active` (docs/ARCHITECTURE.md §7:
 // no new keys during svm_kek_rekey), checked inside the inserting transaction so a
 // rekey that starts concurrently cannot be missed.
 //
