@@ -6,7 +6,7 @@
 // policy lint). svmkeyd is spawned against it through DBUS_SYSTEM_BUS_ADDRESS, with its
 // own temporary --state-dir and --volume-root, a NOTIFY_SOCKET the test owns (readiness
 // is READY=1, never a sleep), and stderr captured to a file that failing tests print.
-// Real Keystone + Barbican come from tests/barbican/kms_environment (one per run).
+// Real Keystone + Barbican come from tests/daemon/barbican/kms_environment (one per run).
 //
 // Threads: everything here is used from the test's main thread, except that sdbus
 // signal callbacks (SignalLog) run on the client connection's event-loop thread.
