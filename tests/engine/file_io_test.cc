@@ -7,13 +7,13 @@
 #include <cstring>
 #include <vector>
 
-#include "test_dir.h"
+#include "tests/support/temp_dir.h"
 
 namespace svmkey {
 namespace {
 
 TEST(SyncFileIoTest, OpenWriteReadSyncClose) {
-  testing::TestDir dir;
+  testing::TempDir dir;
   auto io = MakeSyncFileIo();
   EXPECT_EQ(io->name(), "sync");
   const std::string path = dir / "f";
@@ -41,7 +41,7 @@ TEST(SyncFileIoTest, OpenWriteReadSyncClose) {
 }
 
 TEST(SyncFileIoTest, ErrorsAreNegativeErrno) {
-  testing::TestDir dir;
+  testing::TempDir dir;
   auto io = MakeSyncFileIo();
   const std::string missing = dir / "missing";
   IoOp ops[] = {IoOp::Open(AT_FDCWD, missing.c_str(), O_RDONLY), IoOp::Close(-1)};

@@ -338,7 +338,7 @@ TEST_P(RewrapTest, FailedSyncFsFailsTheWholeBatch) {
 TEST_P(RewrapTest, SyncsEveryFileSystemTheBatchTouched) {
   VolumeSet set;
   set.Add(20);
-  TempDir other(/*prefer_memory=*/true);
+  TempDir other({.base = testing::TempBase(/*prefer_memory=*/true)});
   ASSERT_FALSE(other.path().empty());
   struct stat a, b;
   ASSERT_EQ(::stat(set.dir().c_str(), &a), 0);

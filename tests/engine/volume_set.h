@@ -27,39 +27,9 @@
 #include "engine/uring_file_io.h"
 #include "engine/volume.h"
 #include "engine/volume_metadata.h"
+#include "tests/support/temp_dir.h"
 
 namespace svmkey::testing {
-
-// Where test files go: $SVMKEY_TEST_DIR, else (when `prefer_memory`) /dev/shm, else
-// $TMPDIR, else /tmp. The crash suite prefers memory: the fault injector simulates the
-// disk, so a real flush adds only time.
-inline std::string TestDirBase(bool prefer_memory) {
-  if (const char* d = std::getenv("SVMKEY_TEST_DIR"); d && *d) return d;
-  if (prefer_memory && ::access("/dev/shm", W_OK) == 0) return "/dev/shm";
-  if (const char* t = std::getenv("TMPDIR"); t && *t) return t;
-  return "/tmp";
-}
-
-class TempDir {
- public:
-  explicit TempDir(bool prefer_memory = false) {
-    std::string tmpl = TestDirBase(prefer_memory) + "/svmkey-rw-XXXXXX";
-    std::vector<char> buf(tmpl.begin(), tmpl.end());
-    buf.push_back('\0');
-    if (::mkdtemp(buf.data()) != nullptr) path_ = buf.data();
-  }
-  ~TempDir() {
-    if (path_.empty()) return;
-    ::nftw(
-        path_.c_str(),
-        [](const char* p, const struct stat*, int, struct FTW*) { return ::remove(p); }, 16,
-        FTW_DEPTH | FTW_PHYS);
-  }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
 
 inline std::vector<uint8_t> ReadWholeFile(const std::string& path) {
   std::vector<uint8_t> out;
@@ -99,7 +69,8 @@ class VolumeSet {
   static constexpr uint64_t kOldGen = 7;
   static constexpr uint64_t kNewGen = 8;
 
-  VolumeSet(bool prefer_memory = false) : dir_(prefer_memory) {
+  VolumeSet(bool prefer_memory = false)
+      : dir_({.prefix = "svmkey-rw", .base = TempBase(prefer_memory)}) {
     auto t = KeyTable::Create(16);
     EXPECT_TRUE(t.ok());
     table_ = std::move(t).value();

@@ -10,12 +10,12 @@
 #include <vector>
 
 #include "engine/testing/key_table_test_peer.h"
-#include "test_dir.h"
+#include "tests/support/temp_dir.h"
 
 namespace svmkey {
 namespace {
 
-using testing::TestDir;
+using testing::TempDir;
 
 std::vector<uint8_t> ReadFile(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
@@ -55,7 +55,7 @@ class VolumeTest : public ::testing::Test {
     return results;
   }
 
-  TestDir dir_;
+  TempDir dir_;
   std::unique_ptr<KeyTable> table_;
   KeyHandle kek_;
   KeyRing ring_;

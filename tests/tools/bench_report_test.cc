@@ -6,7 +6,7 @@
 #include <fstream>
 #include <sstream>
 
-#include "tests/engine/volset/test_temp_dir.h"
+#include "tests/support/temp_dir.h"
 
 namespace svmkey::bench {
 namespace {
@@ -31,7 +31,7 @@ TEST(BenchReportTest, CsvHoldsMedianSpreadAndRatiosOfTheSameCacheAndSize) {
   fill(kModeFio, {50});
   fill(kModeNaive, {2, 2});
   report.Cell(kModeUring, 100, "cold").note = "n/a: drop_caches not permitted";
-  testing_support::TestTempDir dir;
+  testing::TempDir dir;
   const std::string path = dir.path() + "/r.csv";
   ASSERT_TRUE(report.WriteCsv(path).ok());
   std::ifstream in(path);

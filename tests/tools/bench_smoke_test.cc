@@ -9,29 +9,30 @@
 #include <string>
 #include <vector>
 
-#include "tests/engine/volset/test_temp_dir.h"
-#include "tests/tools/run_command.h"
+#include "tests/support/command.h"
+#include "tests/support/temp_dir.h"
 #include "tools/bench/bench_report.h"
 
 namespace svmkey::bench {
 namespace {
 
-using testing_support::RunCommand;
-using testing_support::TestTempDir;
-using testing_support::ToolPath;
+using testing::Sh;
+using testing::TempDir;
+using testing::ToolPath;
 
 TEST(BenchSmokeTest, RunsOnAThousandVolumesAndWritesCsvAndPng) {
   const std::string tool = ToolPath("SVMKEY_BENCH");
   ASSERT_FALSE(tool.empty()) << "SVMKEY_BENCH is not set (run through meson test)";
-  TestTempDir dir;
+  TempDir dir;
   ASSERT_TRUE(dir.ok());
   const std::string csv = dir.path() + "/out.csv";
   const std::string png = dir.path() + "/out.png";
-  const auto run = RunCommand(tool + " --work-dir " + dir.path() + "/work --sizes 1000 --reps 1" +
-                              " --csv " + csv + " --png " + png + " --remove-sets");
-  ASSERT_EQ(run.exit_status, 0) << run.output;
-  EXPECT_NE(run.output.find("verified after the runs: all 1000 volumes"), std::string::npos)
-      << run.output;
+  const auto run = Sh(tool + " --work-dir " + dir.path() + "/work --sizes 1000 --reps 1" +
+                         " --csv " + csv + " --png " + png + " --remove-sets",
+                     std::chrono::seconds(600));
+  ASSERT_EQ(run.status, 0) << run.output();
+  EXPECT_NE(run.output().find("verified after the runs: all 1000 volumes"), std::string::npos)
+      << run.output();
 
   std::ifstream in(csv);
   ASSERT_TRUE(in) << csv;

@@ -25,6 +25,8 @@
 #include "engine/key_table.h"
 #include "engine/testing/key_table_test_peer.h"
 #include "tests/daemon/barbican/kms_environment.h"
+#include "tests/support/command.h"
+#include "tests/support/temp_dir.h"
 
 extern char** environ;
 
@@ -32,8 +34,7 @@ namespace svmkey::barbican {
 namespace {
 
 using testing::KmsEnvironment;
-using testing::RunCommand;
-using testing::ShellQuote;
+using ::svmkey::testing::Sh;
 
 std::string Hex(const std::vector<uint8_t>& b) {
   static const char* d = "0123456789abcdef";
@@ -171,14 +172,12 @@ TEST_F(BarbicanIntegration, ReachabilityReadsMetadataNotPayload) {
 }
 
 TEST_F(BarbicanIntegration, WrongCaFailsUnlessVerifyIsOff) {
-  char dir[] = "/tmp/svmkey-otherca-XXXXXX";
-  ASSERT_NE(mkdtemp(dir), nullptr);
-  const std::string other_ca = std::string(dir) + "/ca.pem";
-  ASSERT_EQ(RunCommand("openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=other-ca "
-                       "-keyout " +
-                           std::string(dir) + "/ca.key -out " + other_ca + " 2>/dev/null",
-                       nullptr),
-            0);
+  const ::svmkey::testing::TempDir dir({.prefix = "svmkey-otherca", .base = "/tmp"});
+  ASSERT_TRUE(dir.ok());
+  const std::string other_ca = dir / "ca.pem";
+  const auto openssl = Sh("openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=other-ca "
+                          "-keyout " + (dir / "ca.key") + " -out " + other_ca);
+  ASSERT_EQ(openssl.status, 0) << openssl.err;
   for (const std::string& ca : {other_ca, std::string()}) {  // another CA; the system bundle
     BarbicanConfig c = env().Config();
     c.ca_file = ca;
@@ -196,7 +195,6 @@ TEST_F(BarbicanIntegration, WrongCaFailsUnlessVerifyIsOff) {
   auto unverified = MakeClient(std::move(c));
   ASSERT_NE(unverified, nullptr);
   EXPECT_EQ(FetchBytes(*unverified).size(), 32u);
-  std::system(("rm -rf " + ShellQuote(dir)).c_str());
 }
 
 TEST_F(BarbicanIntegration, HostNameNotInCertificateFailsOnlyWithVerifyHost) {
@@ -476,8 +474,9 @@ TEST_F(GarbageEndpoint, SecretsTokensAndKeysNeverAppearInMessages) {
   const std::string secret = env().Var("APP_CRED_SECRET");
   const auto kek = testing::ReadFileBytes(env().Var("KEK_FILE"));
   ASSERT_EQ(kek.size(), 32u);
-  std::string b64;
-  ASSERT_EQ(RunCommand("base64 -w0 " + ShellQuote(env().Var("KEK_FILE")), &b64), 0);
+  const auto base64 = Sh("base64 -w0 " + ::svmkey::testing::Quote(env().Var("KEK_FILE")));
+  ASSERT_EQ(base64.status, 0) << base64.err;
+  const std::string b64 = base64.out;
 
   auto good = MakeClient(env().Config());
   ASSERT_NE(good, nullptr);

@@ -14,8 +14,13 @@
 #include <iterator>
 #include <sstream>
 
+#include "tests/support/command.h"
+
 namespace svmkey::barbican::testing {
 namespace {
+
+using ::svmkey::testing::Quote;
+using ::svmkey::testing::Sh;
 
 KmsEnvironment* const g_env =
     static_cast<KmsEnvironment*>(::testing::AddGlobalTestEnvironment(new KmsEnvironment));
@@ -39,30 +44,6 @@ std::map<std::string, std::string> ParseKeyValues(const std::string& text) {
     out[line.substr(0, eq)] = line.substr(eq + 1);
   }
   return out;
-}
-
-std::string ShellQuote(const std::string& s) {
-  std::string out = "'";
-  for (char c : s) {
-    if (c == '\'') {
-      out += "'\\''";
-    } else {
-      out += c;
-    }
-  }
-  return out + "'";
-}
-
-int RunCommand(const std::string& command, std::string* out) {
-  FILE* p = popen(command.c_str(), "r");
-  if (p == nullptr) return -1;
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof buf, p)) > 0) {
-    if (out != nullptr) out->append(buf, n);
-  }
-  const int rc = pclose(p);
-  return WIFEXITED(rc) ? WEXITSTATUS(rc) : 128;
 }
 
 int FreeLoopbackPort() {
@@ -114,15 +95,15 @@ void KmsEnvironment::SetUp() {
     // must not outlive it.
     const std::string watchdog = "setsid sh -c 'while kill -0 " + std::to_string(getpid()) +
                                  " 2>/dev/null; do sleep 2; done; " +
-                                 ShellQuote(ToolPath("barbican-down")) + " " +
-                                 ShellQuote(state_dir_) + "' </dev/null >/dev/null 2>&1 &";
+                                 Quote(ToolPath("barbican-down")) + " " +
+                                 Quote(state_dir_) + "' </dev/null >/dev/null 2>&1 &";
     if (std::system(watchdog.c_str()) != 0) std::fprintf(stderr, "[kms] no watchdog\n");
-    const std::string cmd = "SKIP_INSTALL=1 " + ShellQuote(ToolPath("barbican-up")) + " " +
-                            ShellQuote(state_dir_) + " " + std::to_string(kport) + " " +
+    const std::string cmd = "SKIP_INSTALL=1 " + Quote(ToolPath("barbican-up")) + " " +
+                            Quote(state_dir_) + " " + std::to_string(kport) + " " +
                             std::to_string(bport) + " >/dev/null 2>" +
-                            ShellQuote(state_dir_ + ".up.log");
+                            Quote(state_dir_ + ".up.log");
     const auto t0 = std::chrono::steady_clock::now();
-    const int rc = RunCommand(cmd, nullptr);
+    const int rc = Sh(cmd, std::chrono::seconds(900)).status;
     const double secs =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     std::fprintf(stderr, "[kms] tools/barbican-up %s on ports %d/%d: exit %d after %.1f s\n",
@@ -150,10 +131,9 @@ void KmsEnvironment::SetUp() {
 
 void KmsEnvironment::TearDown() {
   if (!started_here_) return;
-  std::string out;
-  const int rc = RunCommand(
-      ShellQuote(ToolPath("barbican-down")) + " " + ShellQuote(state_dir_) + " 2>&1", &out);
-  EXPECT_EQ(rc, 0) << "barbican-down: " << out;
+  const auto down = Sh(Quote(ToolPath("barbican-down")) + " " + Quote(state_dir_) + " 2>&1",
+                       std::chrono::seconds(300));
+  EXPECT_EQ(down.status, 0) << "barbican-down: " << down.out;
   std::error_code ec;
   std::filesystem::remove_all(state_dir_, ec);
   std::filesystem::remove(state_dir_ + ".up.log", ec);
@@ -183,12 +163,12 @@ BarbicanConfig KmsEnvironment::Config() const {
 
 std::map<std::string, std::string> KmsEnvironment::Admin(
     const std::vector<std::string>& args) const {
-  std::string cmd = ShellQuote(ToolPath("barbican-admin")) + " " + ShellQuote(Var("STATE_DIR"));
-  for (const auto& a : args) cmd += " " + ShellQuote(a);
-  std::string out;
-  const int rc = RunCommand(cmd, &out);
-  EXPECT_EQ(rc, 0) << "barbican-admin " << (args.empty() ? "" : args[0]) << " failed";
-  return ParseKeyValues(out);
+  std::string cmd = Quote(ToolPath("barbican-admin")) + " " + Quote(Var("STATE_DIR"));
+  for (const auto& a : args) cmd += " " + Quote(a);
+  const auto admin = Sh(cmd, std::chrono::seconds(300));
+  EXPECT_EQ(admin.status, 0) << "barbican-admin " << (args.empty() ? "" : args[0])
+                             << " failed: " << admin.err;
+  return ParseKeyValues(admin.out);
 }
 
 }  // namespace svmkey::barbican::testing

@@ -54,10 +54,6 @@ class KmsEnvironment : public ::testing::Environment {
 
 // Reads KEY=VALUE lines (later keys win). Lines without '=' are ignored.
 std::map<std::string, std::string> ParseKeyValues(const std::string& text);
-// Runs a shell command; returns its exit status and stdout (stderr is left alone).
-int RunCommand(const std::string& command, std::string* out);
-// Single-quotes for /bin/sh.
-std::string ShellQuote(const std::string& s);
 // A TCP port on 127.0.0.1 that nothing listens on right now.
 int FreeLoopbackPort();
 // The bytes of a small file.

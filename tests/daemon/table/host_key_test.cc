@@ -38,21 +38,21 @@ void WriteFile(const std::string& path, size_t size, mode_t mode) {
 
 TEST(HostKeyTest, CreatesAnOwnerOnlyKeyFileOfThirtyTwoBytes) {
   TempDir dir;
-  Result<HostKey> key = HostKey::LoadOrCreateFile(dir.File("host.key"));
+  Result<HostKey> key = HostKey::LoadOrCreateFile(dir / "host.key");
   ASSERT_TRUE(key.ok()) << key.status().ToString();
   struct stat st {};
-  ASSERT_EQ(::stat(dir.File("host.key").c_str(), &st), 0);
+  ASSERT_EQ(::stat((dir / "host.key").c_str(), &st), 0);
   EXPECT_EQ(st.st_mode & 0777, 0600u);
   EXPECT_EQ(st.st_size, 32);
 }
 
 TEST(HostKeyTest, ReloadedKeyOpensWhatTheFirstSealed) {
   TempDir dir;
-  Result<HostKey> first = HostKey::LoadOrCreateFile(dir.File("host.key"));
+  Result<HostKey> first = HostKey::LoadOrCreateFile(dir / "host.key");
   ASSERT_TRUE(first.ok());
   Result<std::vector<uint8_t>> sealed = first->Seal(kOwner, "field", Bytes("hunter2"));
   ASSERT_TRUE(sealed.ok());
-  Result<HostKey> second = HostKey::LoadOrCreateFile(dir.File("host.key"));
+  Result<HostKey> second = HostKey::LoadOrCreateFile(dir / "host.key");
   ASSERT_TRUE(second.ok());
   Result<SecureBuffer> opened = second->Open(kOwner, "field", sealed.value());
   ASSERT_TRUE(opened.ok()) << opened.status().ToString();
@@ -61,24 +61,24 @@ TEST(HostKeyTest, ReloadedKeyOpensWhatTheFirstSealed) {
 
 TEST(HostKeyTest, RefusesKeyFilesOthersCanReadOrOfTheWrongSize) {
   TempDir dir;
-  WriteFile(dir.File("readable.key"), 32, 0644);
-  EXPECT_CODE(HostKey::LoadOrCreateFile(dir.File("readable.key")).status(), kPermissionDenied);
-  WriteFile(dir.File("short.key"), 31, 0600);
-  EXPECT_CODE(HostKey::LoadOrCreateFile(dir.File("short.key")).status(), kInvalidValue);
+  WriteFile(dir / "readable.key", 32, 0644);
+  EXPECT_CODE(HostKey::LoadOrCreateFile(dir / "readable.key").status(), kPermissionDenied);
+  WriteFile(dir / "short.key", 31, 0600);
+  EXPECT_CODE(HostKey::LoadOrCreateFile(dir / "short.key").status(), kInvalidValue);
   // The refused files are left alone, never replaced by a new key.
-  EXPECT_EQ(testing::ReadAllBytes(dir.File("short.key")).size(), 31u);
+  EXPECT_EQ(testing::ReadAllBytes(dir / "short.key").size(), 31u);
 }
 
 TEST(HostKeyTest, CredentialIsLoadedButNeverCreated) {
   TempDir dir;
-  EXPECT_CODE(HostKey::LoadCredential(dir.File("host-key")).status(), kEntryNotFound);
-  EXPECT_FALSE(std::filesystem::exists(dir.File("host-key")));
+  EXPECT_CODE(HostKey::LoadCredential(dir / "host-key").status(), kEntryNotFound);
+  EXPECT_FALSE(std::filesystem::exists(dir / "host-key"));
   // systemd hands credentials out as 0400 (or 0440 with a group); both are fine.
-  WriteFile(dir.File("host-key"), 32, 0440);
-  Result<HostKey> key = HostKey::LoadCredential(dir.File("host-key"));
+  WriteFile(dir / "host-key", 32, 0440);
+  Result<HostKey> key = HostKey::LoadCredential(dir / "host-key");
   ASSERT_TRUE(key.ok()) << key.status().ToString();
-  WriteFile(dir.File("world-key"), 32, 0444);
-  EXPECT_CODE(HostKey::LoadCredential(dir.File("world-key")).status(), kPermissionDenied);
+  WriteFile(dir / "world-key", 32, 0444);
+  EXPECT_CODE(HostKey::LoadCredential(dir / "world-key").status(), kPermissionDenied);
 }
 
 TEST(HostKeyTest, CredentialPathComesFromCredentialsDirectory) {
@@ -90,7 +90,7 @@ TEST(HostKeyTest, CredentialPathComesFromCredentialsDirectory) {
 
 TEST(HostKeyTest, SealedValueIsBoundToOwnerAndField) {
   TempDir dir;
-  Result<HostKey> key = HostKey::LoadOrCreateFile(dir.File("host.key"));
+  Result<HostKey> key = HostKey::LoadOrCreateFile(dir / "host.key");
   ASSERT_TRUE(key.ok());
   Result<std::vector<uint8_t>> sealed = key->Seal(kOwner, "application_cred_secret", Bytes("s3"));
   ASSERT_TRUE(sealed.ok());
@@ -107,8 +107,8 @@ TEST(HostKeyTest, SealedValueIsBoundToOwnerAndField) {
 
 TEST(HostKeyTest, AnotherHostKeyCannotOpen) {
   TempDir dir;
-  Result<HostKey> a = HostKey::LoadOrCreateFile(dir.File("a.key"));
-  Result<HostKey> b = HostKey::LoadOrCreateFile(dir.File("b.key"));
+  Result<HostKey> a = HostKey::LoadOrCreateFile(dir / "a.key");
+  Result<HostKey> b = HostKey::LoadOrCreateFile(dir / "b.key");
   ASSERT_TRUE(a.ok() && b.ok());
   Result<std::vector<uint8_t>> sealed = a->Seal(kOwner, "f", Bytes("secret"));
   ASSERT_TRUE(sealed.ok());
@@ -117,7 +117,7 @@ TEST(HostKeyTest, AnotherHostKeyCannotOpen) {
 
 TEST(HostKeyTest, EverySealUsesAFreshNonceAndHidesThePlaintext) {
   TempDir dir;
-  Result<HostKey> key = HostKey::LoadOrCreateFile(dir.File("host.key"));
+  Result<HostKey> key = HostKey::LoadOrCreateFile(dir / "host.key");
   ASSERT_TRUE(key.ok());
   const std::string secret = "correct horse battery staple";
   std::set<std::vector<uint8_t>> seen;

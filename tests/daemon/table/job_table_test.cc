@@ -200,7 +200,7 @@ TEST_F(JobTableTest, TableFailuresAreEncryptionStatusUnavailable) {
   ASSERT_OK(jobs().Create(Job(1)));
   {
     // Another process damaged the file: the jobs table is gone.
-    Result<Db> other = Db::Open(dir_.File("rdb.sqlite"));
+    Result<Db> other = Db::Open(dir_ / "rdb.sqlite");
     ASSERT_TRUE(other.ok());
     ASSERT_OK(other->Exec("DROP TABLE jobs"));
   }

@@ -94,15 +94,15 @@ TEST_F(KeyStoreTableTest, SecretsAreNotInTheFileOrItsWalInClear) {
   ASSERT_OK(table().CreateBarbicanConfig(c, kSecret, kProxyPassword));
   ASSERT_OK(table().UpdateCredentials(c.uuid, "cred-id-2", kSecret));
   // While the connection is open the rows live in the WAL; look there and in the file.
-  const std::string wal = testing::ReadAllBytes(dir_.File("rdb.sqlite-wal"));
+  const std::string wal = testing::ReadAllBytes(dir_ / "rdb.sqlite-wal");
   ASSERT_FALSE(wal.empty());
   EXPECT_NE(wal.find("cred-id-2"), std::string::npos);  // the scan can see plain text
-  for (const std::string& raw : {wal, testing::ReadAllBytes(dir_.File("rdb.sqlite"))}) {
+  for (const std::string& raw : {wal, testing::ReadAllBytes(dir_ / "rdb.sqlite")}) {
     EXPECT_EQ(raw.find(kSecret), std::string::npos);
     EXPECT_EQ(raw.find(kProxyPassword), std::string::npos);
   }
   ASSERT_OK(rdb_->Checkpoint());
-  const std::string main = testing::ReadAllBytes(dir_.File("rdb.sqlite"));
+  const std::string main = testing::ReadAllBytes(dir_ / "rdb.sqlite");
   EXPECT_NE(main.find("cred-id-2"), std::string::npos);
   EXPECT_EQ(main.find(kSecret), std::string::npos);
   EXPECT_EQ(main.find(kProxyPassword), std::string::npos);

@@ -23,14 +23,14 @@ using testing::TempDir;
 TEST(RdbOpenTest, CreatesTheFileAndAnOwnerOnlyHostKeyBesideIt) {
   TempDir dir;
   RdbOptions o;
-  o.path = dir.File("rdb.sqlite");
+  o.path = dir / "rdb.sqlite";
   Result<std::unique_ptr<Rdb>> rdb = Rdb::Open(o);
   ASSERT_TRUE(rdb.ok()) << rdb.status().ToString();
   EXPECT_EQ(rdb.value()->opened_at_version(), 0);
   struct stat st {};
-  ASSERT_EQ(::stat(dir.File("host.key").c_str(), &st), 0);
+  ASSERT_EQ(::stat((dir / "host.key").c_str(), &st), 0);
   EXPECT_EQ(st.st_mode & 0777, 0600u);
-  ASSERT_EQ(::stat(dir.File("rdb.sqlite").c_str(), &st), 0);
+  ASSERT_EQ(::stat((dir / "rdb.sqlite").c_str(), &st), 0);
   EXPECT_EQ(st.st_mode & 0777, 0600u);
   EXPECT_OK(rdb.value()->CheckIntegrity());
   rdb.value().reset();
@@ -41,13 +41,13 @@ TEST(RdbOpenTest, CreatesTheFileAndAnOwnerOnlyHostKeyBesideIt) {
 
 TEST(RdbOpenTest, HostKeyFromASystemdCredential) {
   TempDir dir;
-  const std::string cred = dir.File("host-key");
+  const std::string cred = dir / "host-key";
   RdbOptions o;
-  o.path = dir.File("rdb.sqlite");
+  o.path = dir / "rdb.sqlite";
   o.host_key_path = cred;
   o.host_key_is_credential = true;
   EXPECT_CODE(Rdb::Open(o).status(), kEntryNotFound);  // never created by us
-  EXPECT_FALSE(std::filesystem::exists(dir.File("host.key")));
+  EXPECT_FALSE(std::filesystem::exists(dir / "host.key"));
   {
     // What LoadCredential= would hand over: a fixed key, read-only.
     std::FILE* f = std::fopen(cred.c_str(), "wb");

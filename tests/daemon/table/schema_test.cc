@@ -118,7 +118,7 @@ void ExpectCurrentShape(Db& db) {
 
 TEST(SchemaTest, EmptyFileMigratesToCurrent) {
   TempDir dir;
-  Result<Db> db = Db::Open(dir.File("rdb.sqlite"));
+  Result<Db> db = Db::Open(dir / "rdb.sqlite");
   ASSERT_TRUE(db.ok());
   Result<int64_t> from = MigrateToCurrent(db.value());
   ASSERT_TRUE(from.ok()) << from.status().ToString();
@@ -132,7 +132,7 @@ class SchemaFromOldVersionTest : public ::testing::TestWithParam<int> {};
 TEST_P(SchemaFromOldVersionTest, MigratesAndKeepsData) {
   const int version = GetParam();
   TempDir dir;
-  const std::string path = dir.File("rdb.sqlite");
+  const std::string path = dir / "rdb.sqlite";
   MakeFile(path, version);
   Result<Db> db = Db::Open(path);
   ASSERT_TRUE(db.ok());
@@ -176,9 +176,9 @@ INSTANTIATE_TEST_SUITE_P(EveryEarlierVersion, SchemaFromOldVersionTest,
 
 TEST(SchemaTest, OldFileOpensThroughRdbAndReportsItsVersion) {
   TempDir dir;
-  MakeFile(dir.File("rdb.sqlite"), 1);
+  MakeFile(dir / "rdb.sqlite", 1);
   RdbOptions o;
-  o.path = dir.File("rdb.sqlite");
+  o.path = dir / "rdb.sqlite";
   Result<std::unique_ptr<Rdb>> rdb = Rdb::Open(o);
   ASSERT_TRUE(rdb.ok()) << rdb.status().ToString();
   EXPECT_EQ(rdb.value()->opened_at_version(), 1);
@@ -187,7 +187,7 @@ TEST(SchemaTest, OldFileOpensThroughRdbAndReportsItsVersion) {
 
 TEST(SchemaTest, NewerFileIsRefusedUntouched) {
   TempDir dir;
-  const std::string path = dir.File("rdb.sqlite");
+  const std::string path = dir / "rdb.sqlite";
   {
     Result<Db> db = Db::Open(path);
     ASSERT_OK(db->Exec("CREATE TABLE future (x); PRAGMA user_version = 99;"));
@@ -202,7 +202,7 @@ TEST(SchemaTest, NewerFileIsRefusedUntouched) {
 
 TEST(SchemaTest, FailedStepLeavesThePreviousVersion) {
   TempDir dir;
-  const std::string path = dir.File("rdb.sqlite");
+  const std::string path = dir / "rdb.sqlite";
   MakeFile(path, 1);
   {
     // A v1 file that already has the index v2 creates: the v2 step fails part-way

@@ -18,7 +18,7 @@ Db OpenOrDie(const std::string& path, DbOptions o = {}) {
 
 TEST(SqliteDbTest, OpenSetsWalFullSyncForeignKeysAndOwnerOnlyMode) {
   TempDir dir;
-  Db db = OpenOrDie(dir.File("t.sqlite"));
+  Db db = OpenOrDie(dir / "t.sqlite");
   Result<Statement> jm = db.Prepare("PRAGMA journal_mode");
   ASSERT_TRUE(jm.ok());
   ASSERT_TRUE(jm->Step().value());
@@ -27,7 +27,7 @@ TEST(SqliteDbTest, OpenSetsWalFullSyncForeignKeysAndOwnerOnlyMode) {
   EXPECT_EQ(db.QueryInt("PRAGMA foreign_keys").value(), 1);
   EXPECT_EQ(db.QueryInt("PRAGMA busy_timeout").value(), 5000);
   struct stat st {};
-  ASSERT_EQ(::stat(dir.File("t.sqlite").c_str(), &st), 0);
+  ASSERT_EQ(::stat((dir / "t.sqlite").c_str(), &st), 0);
   EXPECT_EQ(st.st_mode & 0777, 0600u);
 }
 
@@ -35,13 +35,13 @@ TEST(SqliteDbTest, OpenWithoutCreateFailsOnMissingFile) {
   TempDir dir;
   DbOptions o;
   o.create = false;
-  Result<Db> db = Db::Open(dir.File("missing.sqlite"), o);
+  Result<Db> db = Db::Open(dir / "missing.sqlite", o);
   EXPECT_FALSE(db.ok());
 }
 
 TEST(SqliteDbTest, TransactionRollsBackUnlessCommitted) {
   TempDir dir;
-  Db db = OpenOrDie(dir.File("t.sqlite"));
+  Db db = OpenOrDie(dir / "t.sqlite");
   ASSERT_OK(db.Exec("CREATE TABLE t (x INTEGER)"));
   {
     Result<Transaction> txn = Transaction::Begin(db);
@@ -63,7 +63,7 @@ TEST(SqliteDbTest, TransactionRollsBackUnlessCommitted) {
 
 TEST(SqliteDbTest, TransactionsDoNotNest) {
   TempDir dir;
-  Db db = OpenOrDie(dir.File("t.sqlite"));
+  Db db = OpenOrDie(dir / "t.sqlite");
   Result<Transaction> outer = Transaction::Begin(db);
   ASSERT_TRUE(outer.ok());
   Result<Transaction> inner = Transaction::Begin(db);
@@ -72,10 +72,10 @@ TEST(SqliteDbTest, TransactionsDoNotNest) {
 
 TEST(SqliteDbTest, BeginImmediateWaitsThenReportsBusyAsResourceInUse) {
   TempDir dir;
-  Db a = OpenOrDie(dir.File("t.sqlite"));
+  Db a = OpenOrDie(dir / "t.sqlite");
   DbOptions quick;
   quick.busy_timeout = std::chrono::milliseconds(50);
-  Db b = OpenOrDie(dir.File("t.sqlite"), quick);
+  Db b = OpenOrDie(dir / "t.sqlite", quick);
   ASSERT_OK(a.Exec("CREATE TABLE t (x INTEGER)"));
   Result<Transaction> holder = Transaction::Begin(a);
   ASSERT_TRUE(holder.ok());
@@ -91,7 +91,7 @@ TEST(SqliteDbTest, BeginImmediateWaitsThenReportsBusyAsResourceInUse) {
 
 TEST(SqliteDbTest, CachedStatementIsResetAndUnboundForTheNextBorrower) {
   TempDir dir;
-  Db db = OpenOrDie(dir.File("t.sqlite"));
+  Db db = OpenOrDie(dir / "t.sqlite");
   ASSERT_OK(db.Exec("CREATE TABLE t (x INTEGER); INSERT INTO t VALUES (1), (2), (3);"));
   static const char* kSql = "SELECT x FROM t WHERE x >= ?1 ORDER BY x";
   {
@@ -110,7 +110,7 @@ TEST(SqliteDbTest, CachedStatementIsResetAndUnboundForTheNextBorrower) {
 
 TEST(SqliteDbTest, BindErrorSurfacesAtStep) {
   TempDir dir;
-  Db db = OpenOrDie(dir.File("t.sqlite"));
+  Db db = OpenOrDie(dir / "t.sqlite");
   Result<Statement> st = db.Prepare("SELECT ?1");
   ASSERT_TRUE(st.ok());
   st->Bind(7, int64_t{1});  // no parameter 7
@@ -121,7 +121,7 @@ TEST(SqliteDbTest, BindErrorSurfacesAtStep) {
 
 TEST(SqliteDbTest, EmptyBlobBindsAsBlobNotNull) {
   TempDir dir;
-  Db db = OpenOrDie(dir.File("t.sqlite"));
+  Db db = OpenOrDie(dir / "t.sqlite");
   Result<Statement> st = db.Prepare("SELECT typeof(?1)");
   ASSERT_TRUE(st.ok());
   st->Bind(1, std::span<const uint8_t>());
@@ -160,7 +160,7 @@ TEST(SqliteDbTest, SqliteStatusMapsResultCodesToTheErrorTable) {
 
 TEST(SqliteDbTest, ConstraintViolationFromARealStatementIsDuplicateEntry) {
   TempDir dir;
-  Db db = OpenOrDie(dir.File("t.sqlite"));
+  Db db = OpenOrDie(dir / "t.sqlite");
   ASSERT_OK(db.Exec("CREATE TABLE t (x INTEGER PRIMARY KEY); INSERT INTO t VALUES (1);"));
   Result<Statement> st = db.Prepare("INSERT INTO t VALUES (1)");
   ASSERT_TRUE(st.ok());

@@ -1,4 +1,4 @@
-// Shared fixtures for the table tests: a private temporary directory, an Rdb in it, and
+// Shared fixtures for the table tests: an Rdb in a private temporary directory, and
 // builders for the rows most tests need (a data SVM with an enabled Barbican key store
 // and an active SVM-KEK, volumes).
 #pragma once
@@ -23,41 +23,12 @@
 #include "daemon/table/svm_kek_table.h"
 #include "daemon/table/svm_table.h"
 #include "daemon/table/volume_table.h"
+#include "tests/support/status_matchers.h"
+#include "tests/support/temp_dir.h"
 
 namespace svmkey::table::testing {
 
-#define ASSERT_OK(expr)                                   \
-  do {                                                    \
-    const ::svmkey::Status assert_ok_st_ = (expr);        \
-    ASSERT_TRUE(assert_ok_st_.ok()) << assert_ok_st_.ToString(); \
-  } while (0)
-#define EXPECT_OK(expr)                                   \
-  do {                                                    \
-    const ::svmkey::Status expect_ok_st_ = (expr);        \
-    EXPECT_TRUE(expect_ok_st_.ok()) << expect_ok_st_.ToString(); \
-  } while (0)
-#define EXPECT_CODE(expr, ec) EXPECT_EQ((expr).code(), ::svmkey::ErrorCode::ec)
-
-// A directory under $TMPDIR (or /tmp) removed at destruction.
-class TempDir {
- public:
-  TempDir() {
-    const char* base = std::getenv("TMPDIR");
-    std::string tmpl = std::string(base != nullptr && *base ? base : "/tmp") + "/svmkey-table-XXXXXX";
-    char* p = ::mkdtemp(tmpl.data());
-    EXPECT_NE(p, nullptr);
-    path_ = tmpl;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  const std::string& path() const { return path_; }
-  std::string File(const std::string& name) const { return path_ + "/" + name; }
-
- private:
-  std::string path_;
-};
+using ::svmkey::testing::TempDir;
 
 inline std::string ReadAllBytes(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
@@ -96,11 +67,14 @@ inline constexpr char kKeystone[] = "https://keystone.test:5000/v3/auth/tokens";
 // An Rdb in a fresh directory, with an optional fake clock.
 class RdbTest : public ::testing::Test {
  protected:
-  void SetUp() override { Reopen(); }
+  void SetUp() override {
+    ASSERT_TRUE(dir_.ok());
+    Reopen();
+  }
 
   RdbOptions Options() {
     RdbOptions o;
-    o.path = dir_.File("rdb.sqlite");
+    o.path = dir_ / "rdb.sqlite";
     o.clock = [this] { return now_ms_.load(); };
     return o;
   }

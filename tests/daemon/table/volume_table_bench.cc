@@ -10,10 +10,8 @@
 // fsync cost: say which you used when quoting numbers). Run:
 //   build-table/tests/daemon/table/svmkey-table-bench --benchmark_filter=.
 #include <benchmark/benchmark.h>
-#include <stdlib.h>
 
 #include <cstring>
-#include <filesystem>
 #include <memory>
 #include <string>
 #include <vector>
@@ -23,6 +21,7 @@
 #include "daemon/table/svm_kek_table.h"
 #include "daemon/table/svm_table.h"
 #include "daemon/table/volume_table.h"
+#include "tests/support/temp_dir.h"
 
 namespace svmkey::table {
 namespace {
@@ -37,17 +36,14 @@ Uuid Numbered(uint32_t prefix, uint64_t n) {
 }
 
 struct Fixture {
-  std::string dir;
+  ::svmkey::testing::TempDir dir{{.prefix = "svmkey-bench"}};  // outlives rdb
   std::unique_ptr<Rdb> rdb;
   Uuid svm = Numbered(0xbe, 1);
   Uuid key_store = Numbered(0xbe, 2);
 
   Fixture() {
-    const char* base = std::getenv("TMPDIR");
-    std::string tmpl = std::string(base != nullptr && *base ? base : "/tmp") + "/svmkey-bench-XXXXXX";
-    dir = ::mkdtemp(tmpl.data());
     RdbOptions o;
-    o.path = dir + "/rdb.sqlite";
+    o.path = dir / "rdb.sqlite";
     rdb = std::move(Rdb::Open(o)).value();
     SvmTable(*rdb).Create({svm, "vs-bench", SvmKind::kData}).IgnoreError();
     NewBarbicanConfig c;
@@ -62,11 +58,7 @@ struct Fixture {
     WrappedSvmKek w{};
     SvmKekTable(*rdb).InsertInitialActive(svm, 1, w, c.key_id).IgnoreError();
   }
-  ~Fixture() {
-    rdb.reset();
-    std::error_code ec;
-    std::filesystem::remove_all(dir, ec);
-  }
+  ~Fixture() { rdb.reset(); }
 
   VolumeRow Volume(uint64_t n) const {
     VolumeRow v;

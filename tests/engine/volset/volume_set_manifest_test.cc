@@ -4,17 +4,18 @@
 
 #include <gtest/gtest.h>
 
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <string>
 #include <vector>
 
-#include "tests/engine/volset/test_temp_dir.h"
+#include "tests/support/temp_dir.h"
 
 namespace svmkey::volset {
 namespace {
 
-using testing_support::TestTempDir;
+using testing::TempDir;
 
 constexpr char kSvm[] = "6f1e2d3c-4b5a-4968-8776-a5b4c3d2e1f0";
 
@@ -124,7 +125,7 @@ TEST(ManifestVolumeLineTest, ParsesAndRejects) {
 }
 
 TEST(ManifestVolumeSourceTest, StreamsEveryVolumeInOrderWhateverTheChunk) {
-  TestTempDir dir;
+  TempDir dir;
   ASSERT_TRUE(dir.ok());
   const auto ids = WriteManifest(dir.path(), 257, 4);
   for (size_t chunk : {1, 7, 256, 1000}) {
@@ -148,7 +149,7 @@ TEST(ManifestVolumeSourceTest, StreamsEveryVolumeInOrderWhateverTheChunk) {
 }
 
 TEST(ManifestVolumeSourceTest, MissingManifestIsEntryNotFound) {
-  TestTempDir dir;
+  TempDir dir;
   auto source = ManifestVolumeSource::Open(dir.path());
   ASSERT_FALSE(source.ok());
   EXPECT_EQ(source.status().code(), ErrorCode::kEntryNotFound);
@@ -188,7 +189,7 @@ TEST(ManifestVolumeSourceTest, CorruptManifestsFailWithAClearError) {
   };
   for (const CorruptCase& c : cases) {
     SCOPED_TRACE(c.name);
-    TestTempDir dir;
+    TempDir dir;
     WriteManifest(dir.path(), 5, 1);
     const std::string path = ManifestPath(dir.path());
     WriteFile(path, c.edit(ReadFile(path)));
@@ -209,7 +210,7 @@ TEST(ManifestVolumeSourceTest, CorruptManifestsFailWithAClearError) {
 }
 
 TEST(ManifestWriterTest, FinishFailsOnCountMismatchAndLeavesNoManifest) {
-  TestTempDir dir;
+  TempDir dir;
   ManifestHeader header{*Uuid::Parse(kSvm), 1, 3};
   auto writer = ManifestWriter::Create(dir.path(), header);
   ASSERT_TRUE(writer.ok());
@@ -223,7 +224,7 @@ TEST(ManifestWriterTest, FinishFailsOnCountMismatchAndLeavesNoManifest) {
 }
 
 TEST(ManifestTest, UpdateGenerationRewritesOnlyTheHeader) {
-  TestTempDir dir;
+  TempDir dir;
   const auto ids = WriteManifest(dir.path(), 3, 1);
   const std::string before = ReadFile(ManifestPath(dir.path()));
   ASSERT_TRUE(UpdateManifestGeneration(dir.path(), 42).ok());

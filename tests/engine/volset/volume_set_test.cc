@@ -11,13 +11,13 @@
 
 #include "engine/uring_file_io.h"
 #include "engine/volume_metadata.h"
-#include "tests/engine/volset/test_temp_dir.h"
+#include "tests/support/temp_dir.h"
 #include "tools/volset/kek_file.h"
 
 namespace svmkey::volset {
 namespace {
 
-using testing_support::TestTempDir;
+using testing::TempDir;
 
 constexpr uint64_t kVolumes = 200;
 
@@ -73,7 +73,7 @@ class VolumeSetTest : public ::testing::TestWithParam<IoMode> {
     return refs;
   }
 
-  TestTempDir dir_;
+  TempDir dir_;
   std::string set_;
   std::unique_ptr<KeyTable> table_;
   std::unique_ptr<FileIo> io_;
@@ -193,7 +193,7 @@ INSTANTIATE_TEST_SUITE_P(IoModes, VolumeSetTest, ::testing::Values(IoMode::kSync
                          });
 
 TEST(KekFileTest, GeneratedFileIsPrivateAndImportsToTheSameKey) {
-  TestTempDir dir;
+  TempDir dir;
   auto table = KeyTable::Create(4);
   ASSERT_TRUE(table.ok());
   const std::string path = dir.path() + "/kek.bin";
@@ -221,7 +221,7 @@ TEST(KekFileTest, GeneratedFileIsPrivateAndImportsToTheSameKey) {
 }
 
 TEST(KekFileTest, ImportRejectsWrongSizesAndMissingFiles) {
-  TestTempDir dir;
+  TempDir dir;
   auto table = KeyTable::Create(4);
   ASSERT_TRUE(table.ok());
   for (size_t size : {0, 31, 33, 64}) {
