@@ -1,4 +1,4 @@
-// Suite 'crash': a fault at EVERY I/O operation of one rewrap run (DESIGN.md §7).
+// Suite 'crash': a fault at EVERY I/O operation of one rewrap run (docs/ARCHITECTURE.md §7).
 //
 // For a set of 200 volumes (clones sharing a VDEK, a corrupt volume in the middle,
 // volumes already at g+1, volumes whose current slot is B so the rewrap writes A), and

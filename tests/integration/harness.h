@@ -1,4 +1,4 @@
-// The integration harness of svmkeyd (DESIGN.md §12, dbus-test-harness.md §2, §5, §6).
+// The integration harness of svmkeyd (docs/ARCHITECTURE.md §12).
 //
 // Every fixture gets its own private dbus-daemon, loaded with a system-bus-like config
 // that <include>s the project's own policy file (ipc/org.svmkey.KeyManager1.conf, by

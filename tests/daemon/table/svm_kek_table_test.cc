@@ -1,4 +1,4 @@
-// The rekey commit points (DESIGN §7 phases 3 and 6) and failure recording.
+// The rekey commit points (docs/ARCHITECTURE.md §7 phases 3 and 6) and failure recording.
 #include "daemon/table/svm_kek_table.h"
 
 #include <gtest/gtest.h>
@@ -74,7 +74,7 @@ TEST_F(SvmKekTableTest, BeginRekeyStoresPendingAndBlocksNewKeysInOneStep) {
   JobRow job = JobTable(*rdb_).Get(job_).value();
   EXPECT_EQ(job.phase, kPhaseStorePending);
   EXPECT_EQ(job.new_generation, 2u);
-  // DESIGN §7: while in svm_kek_rekey no new keys (volumes) for the SVM.
+  // docs/ARCHITECTURE.md §7: while in svm_kek_rekey no new keys (volumes) for the SVM.
   EXPECT_CODE(VolumeTable(*rdb_).Insert(MakeVolume(setup_.svm, 99)), kResourceInUse);
 }
 

@@ -1,4 +1,4 @@
-// Bulk paths of the volume table at 10^6 rows (DESIGN §5: "10^6 rows in seconds").
+// Bulk paths of the volume table at 10^6 rows (docs/ARCHITECTURE.md §5: "10^6 rows in seconds").
 //
 //   BM_RegisterVolumes/N/B   N volumes in InsertMany calls of B rows (one transaction
 //                            each), into a fresh table
