@@ -1,6 +1,6 @@
 // Writes the seed corpus for metadata_decoder_fuzz: valid files with one or two slots,
-// an empty-slot file, and a clone. Run by tools/fuzz when the corpus is empty; the
-// checked-in corpus was made with it.
+// an empty-slot file, and a clone. The checked-in corpus (tests/fuzz/corpus/
+// metadata_decoder/) was made with it; it is built beside the fuzz targets.
 #include <fcntl.h>
 #include <unistd.h>
 

@@ -1,6 +1,6 @@
 // Scenario 2: svmkeyd dies in the middle of a rekey (kill -9), or is stopped (SIGTERM),
 // and the next start resumes the job from its phase to success with nothing lost: every
-// VDEK opens, unchanged, at the new generation (DESIGN.md §7 invariants).
+// VDEK opens, unchanged, at the new generation (docs/ARCHITECTURE.md §7 invariants).
 #include <sodium.h>
 
 #include <thread>

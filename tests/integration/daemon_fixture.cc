@@ -11,7 +11,7 @@
 #include "engine/testing/key_table_test_peer.h"
 #include "engine/uuid.h"
 #include "engine/volume.h"
-#include "tests/barbican/kms_environment.h"
+#include "tests/daemon/barbican/kms_environment.h"
 
 namespace svmkey::integration {
 

@@ -1,6 +1,6 @@
 // DaemonTest: a gtest fixture with its own private bus, svmkeyd and proxy (harness.h),
 // plus helpers that set up an SVM with a Barbican configuration on the shared real
-// Keystone + Barbican (tests/barbican/kms_environment.h).
+// Keystone + Barbican (tests/daemon/barbican/kms_environment.h).
 #pragma once
 
 #include <gtest/gtest.h>

@@ -1,4 +1,4 @@
-// The integration harness of svmkeyd (DESIGN.md §12, dbus-test-harness.md §2, §5, §6).
+// The integration harness of svmkeyd (docs/ARCHITECTURE.md §12).
 //
 // Every fixture gets its own private dbus-daemon, loaded with a system-bus-like config
 // that <include>s the project's own policy file (ipc/org.svmkey.KeyManager1.conf, by
@@ -6,7 +6,7 @@
 // policy lint). svmkeyd is spawned against it through DBUS_SYSTEM_BUS_ADDRESS, with its
 // own temporary --state-dir and --volume-root, a NOTIFY_SOCKET the test owns (readiness
 // is READY=1, never a sleep), and stderr captured to a file that failing tests print.
-// Real Keystone + Barbican come from tests/barbican/kms_environment (one per run).
+// Real Keystone + Barbican come from tests/daemon/barbican/kms_environment (one per run).
 //
 // Threads: everything here is used from the test's main thread, except that sdbus
 // signal callbacks (SignalLog) run on the client connection's event-loop thread.
@@ -30,6 +30,8 @@
 
 #include "job1_proxy.h"
 #include "keymanager1_proxy.h"
+#include "tests/support/command.h"
+#include "tests/support/temp_dir.h"
 
 struct sqlite3;
 
@@ -48,32 +50,18 @@ bool UnderCi();
 
 // ---- processes and files ----
 
-struct CommandResult {
-  int status = -1;  // exit status; 128+N when killed by signal N; -1 when it could not run
-  std::string out;
-  std::string err;
-};
-// Runs `/bin/sh -c command` with stdout and stderr captured separately. A command still
-// running after `timeout` is killed (SIGKILL to its process group).
-CommandResult Sh(const std::string& command, std::chrono::seconds timeout = 120s);
-// Single-quotes for /bin/sh.
-std::string Quote(const std::string& s);
+using testing::CommandResult;
+using testing::Quote;
+using testing::Sh;
 std::string ReadFile(const std::string& path);
 void WriteFile(const std::string& path, const std::string& text, mode_t mode = 0600);
 
 // A fresh directory under /tmp (short: socket paths are limited to 108 bytes), mode
 // 0755 so unprivileged test users can reach sockets in it; removed with its contents.
-class TempDir {
+class TempDir : public testing::TempDir {
  public:
-  explicit TempDir(const std::string& prefix = "svmkey-it");
-  ~TempDir();
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  const std::string& path() const { return path_; }
-  std::string operator/(const std::string& name) const { return path_ + "/" + name; }
-
- private:
-  std::string path_;
+  explicit TempDir(const std::string& prefix = "svmkey-it")
+      : testing::TempDir({.prefix = prefix, .base = "/tmp", .mode = 0755}) {}
 };
 
 // A child process spawned with fork/exec: argv, extra environment, stdout+stderr to a

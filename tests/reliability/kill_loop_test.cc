@@ -1,4 +1,4 @@
-// Daemon-level crash safety (issue 7, DESIGN.md §7): svmkeyd is killed with SIGKILL at
+// Daemon-level crash safety (issue 7, docs/ARCHITECTURE.md §7): svmkeyd is killed with SIGKILL at
 // random instants of rekey-internal — anywhere from before the job row exists to after
 // the commit — restarted, and the job resumes (or, when the kill came before the job
 // row existed, a rerun starts it) and ends in success with the invariant intact: every
@@ -208,7 +208,7 @@ TEST_F(KillLoopTest, FiftyRekeysOf5000VolumesEachKilledAtARandomInstant) {
 }
 
 // The job table under crash: kill -9 at every phase transition the job publishes
-// (DESIGN.md §7: prechecks, unwrap_current, store_pending, rewrap_volumes, durability,
+// (docs/ARCHITECTURE.md §7: prechecks, unwrap_current, store_pending, rewrap_volumes, durability,
 // then install / success right after the commit transaction).
 class PhaseKillTest : public KillLoopTest {
  protected:

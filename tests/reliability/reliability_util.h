@@ -26,7 +26,7 @@ namespace svmkey::reliability {
 
 using integration::VolumeFingerprints;
 
-// The invariant of DESIGN.md §7 after a rekey to `generation`, checked three ways: the
+// The invariant of docs/ARCHITECTURE.md §7 after a rekey to `generation`, checked three ways: the
 // table (one active SVM-KEK, of `generation`; no pending one; key store active; every
 // volume row at `generation`), the files (every file's current slot, the valid slot with
 // the highest sequence, is at `generation`), and the keys (every VDEK opens under the
