@@ -202,7 +202,7 @@ Status SvmKekTable::AdoptPending(const Uuid& svm, const Uuid& key_store, const U
 }
 
 Status SvmKekTable::CommitRekey(const Uuid& svm, uint64_t new_generation, const Uuid& key_store,
-                                const Uuid& job, std::span<const VolumeBlobUpdate> final_updates) {
+                                const Uuid& job) {
   Rdb::Session s = rdb_.Lock();
   Db& db = s.db();
   Result<Transaction> txn = Transaction::Begin(db);
@@ -220,7 +220,6 @@ Status SvmKekTable::CommitRekey(const Uuid& svm, uint64_t new_generation, const 
                       std::to_string(pending->generation) + " and active is " +
                       std::to_string(active->generation));
   }
-  SVMKEY_RETURN_IF_ERROR(ApplyBlobUpdatesLocked(db, final_updates));
   {
     Result<Statement> st = db.Cached(
         "SELECT count(*) FROM volumes WHERE svm_uuid = ?1 AND key_manager = 'data' "

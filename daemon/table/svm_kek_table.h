@@ -78,16 +78,15 @@ class SvmKekTable {
   // there is no pending key.
   Status AdoptPending(const Uuid& svm, const Uuid& key_store, const Uuid& job);
 
-  // docs/ARCHITECTURE.md §7 phase 6, one transaction: apply `final_updates` to the volume rows (the
-  // last rewrap batch; may be empty), then check every volume of the SVM managed by
-  // the data key manager is at new_generation, then pending → active, active → retired,
+  // docs/ARCHITECTURE.md §7 phase 6, one transaction: check every volume of the SVM
+  // managed by the data key manager is at new_generation (the rewrap recorded each batch
+  // with VolumeTable::UpdateBlobs), then pending → active, active → retired,
   // key store → active, job → success (code 0, "Complete: Successful", phase 6, end
   // time). Errors: EntryNotFound (no pending key at new_generation, or no active key at
-  // new_generation - 1), BlobNotInTable (an update names an unknown volume),
-  // VdekBlobUpdateFailed (65537565; volumes still below new_generation in the table),
+  // new_generation - 1), VdekBlobUpdateFailed (65537565; volumes still below new_generation in the table),
   // InvalidValue (key store or job state). Nothing changes on error.
   Status CommitRekey(const Uuid& svm, uint64_t new_generation, const Uuid& key_store,
-                     const Uuid& job, std::span<const VolumeBlobUpdate> final_updates = {});
+                     const Uuid& job);
 
   // The end of a key-store switch (ONTAP's barbican-kms semantics), one transaction: replace the
   // wrapped blob and key_id of each given generation of the SVM (rewrapped under the
