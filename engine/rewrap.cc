@@ -12,7 +12,7 @@
 // nonce pool. The hot path allocates nothing per volume; only a failing volume
 // allocates, for its error message.
 //
-// Choices, measured with tests/rewrap/rw_rewrap_bench and svmkey-bench (numbers in
+// Choices, measured with tests/engine/rw_rewrap_bench and svmkey-bench (numbers in
 // docs/BENCH.md):
 //   - durability: one syncfs per batch (kSyncFsPerBatch) is the default; a per-file
 //     fdatasync pays a disk flush per volume.
