@@ -27,15 +27,11 @@
 #include "engine/file_io.h"
 #include "engine/svm_kek.h"
 #include "engine/volume.h"
+#include "tests/support/status_matchers.h"
+#include "tests/support/temp_dir.h"
 
 namespace svmkey::daemon {
 namespace {
-
-#define ASSERT_OK(expr)                                       \
-  do {                                                        \
-    const ::svmkey::Status assert_ok_ = (expr);               \
-    ASSERT_TRUE(assert_ok_.ok()) << assert_ok_.ToString();    \
-  } while (0)
 
 constexpr size_t kVolumes = 40;
 constexpr size_t kBatch = 8;
@@ -109,10 +105,8 @@ class TestJobContext final : public JobContext {
 class RekeyJobTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    const char* base = std::getenv("TMPDIR");
-    std::string tmpl = std::string(base != nullptr && *base ? base : "/tmp") + "/rekey-job-XXXXXX";
-    ASSERT_NE(::mkdtemp(tmpl.data()), nullptr);
-    dir_ = tmpl;
+    ASSERT_TRUE(tmp_.ok());
+    dir_ = tmp_.path();
     table::RdbOptions options;
     options.path = dir_ + "/rdb.sqlite";
     auto rdb = table::Rdb::Open(options);
@@ -134,8 +128,6 @@ class RekeyJobTest : public ::testing::Test {
   void TearDown() override {
     keys_.reset();
     rdb_.reset();
-    std::error_code ec;
-    std::filesystem::remove_all(dir_, ec);
   }
 
   void MakeSvmWithVolumes() {
@@ -286,6 +278,7 @@ class RekeyJobTest : public ::testing::Test {
     ExpectEveryVolumeOpens();
   }
 
+  svmkey::testing::TempDir tmp_{{.prefix = "rekey-job"}};
   std::string dir_;
   std::unique_ptr<table::Rdb> rdb_;
   std::shared_ptr<FakeKeySource> source_ = std::make_shared<FakeKeySource>();
