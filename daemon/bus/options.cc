@@ -1,7 +1,5 @@
 #include "daemon/bus/options.h"
 
-#include <fcntl.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cctype>
@@ -10,6 +8,7 @@
 
 #include "daemon/bus/bus_error.h"
 #include "daemon/core/log.h"
+#include "daemon/service/caller_file.h"
 
 namespace svmkey::daemon {
 namespace {
@@ -39,32 +38,15 @@ SecureBuffer ReadSecret(int fd, const std::string& what) {
   return std::move(out).value();
 }
 
-// A secret from the file at `path`: a regular file owned by `caller_uid` or root, with
-// no group or other permission bits (`what` names the option in messages).
+// A secret from the file at `path`, which the caller must own (caller_file.h); `what`
+// names the option in messages.
 SecureBuffer ReadSecretFile(const std::string& path, const std::string& what, uid_t caller_uid) {
-  if (path.empty() || path.size() > kMaxStringBytes || path[0] != '/') {
+  if (path.size() > kMaxStringBytes) {
     Throw(ErrorCode::kInvalidValue, "option '" + what + "' must be an absolute path");
   }
-  const int fd = ::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
-  if (fd < 0) Throw(ErrorCode::kInvalidValue, what + " " + path + ": " + std::strerror(errno));
-  struct stat st {};
-  const bool ok_file = ::fstat(fd, &st) == 0 && S_ISREG(st.st_mode) &&
-                       (st.st_uid == caller_uid || st.st_uid == 0) && (st.st_mode & 077) == 0;
-  if (!ok_file) {
-    ::close(fd);
-    Throw(ErrorCode::kInvalidValue, what + " " + path +
-                                        " must be a regular file owned by the caller (or root) "
-                                        "with no group or other permissions");
-  }
-  SecureBuffer out;
-  try {
-    out = ReadSecret(fd, what);
-  } catch (...) {
-    ::close(fd);
-    throw;
-  }
-  ::close(fd);
-  return out;
+  auto file = CallerFile::Open(path, caller_uid, what);
+  if (!file.ok()) ThrowStatus(file.status());
+  return ReadSecret(file->fd(), what);
 }
 
 std::string TypeName(const sdbus::Variant& v) { return v.peekValueType(); }

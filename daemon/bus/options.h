@@ -8,7 +8,7 @@
 // `u`, `i` or `t` interchangeably.
 //
 // Secrets (application credential secret, proxy password) never travel in bus messages:
-// they arrive as a file descriptor (h) or a path to a private file, and land straight in
+// they arrive as a file descriptor (h) or a path to a private file of the caller's, and land straight in
 // a SecureBuffer.
 //
 // Methods throw sdbus::Error (the bus boundary); use from a bus handler only.
@@ -40,9 +40,10 @@ class OptionReader {
   std::optional<std::string> String(const std::string& key, size_t max_len = kMaxStringBytes);
   std::optional<bool> Bool(const std::string& key);
   std::optional<uint64_t> Unsigned(const std::string& key, uint64_t min, uint64_t max);
-  // A secret from `<base>_fd` (h) or `<base>_file` (s, owned by `caller_uid` or root, mode
-  // without group/other bits). A plain `<base>` string is refused with 262185: secrets
-  // must not travel in bus messages. At most one of the forms may be given.
+  // A secret from `<base>_fd` (h) or `<base>_file` (s: a regular file owned by
+  // `caller_uid`, mode without group/other bits, no symlinks; daemon/service/caller_file.h).
+  // A plain `<base>` string is refused with 262185: secrets must not travel in bus
+  // messages. At most one of the forms may be given.
   std::optional<SecureBuffer> Secret(const std::string& base, uid_t caller_uid);
   // Refuses every key not consumed so far (262179).
   void Finish();

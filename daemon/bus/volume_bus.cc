@@ -32,8 +32,9 @@ void Create(BusContext& bus, sdbus::Result<std::string>&& result, const std::str
 
 void RegisterSet(BusContext& bus, sdbus::Result<uint64_t>&& result, const std::string& svm,
                  const std::string& directory, const VariantMap& options) {
-  bus.Authorize();
+  const Caller caller = bus.Authorize();
   VolumeSetImport set;
+  set.caller_uid = caller.uid;
   set.svm = bus.ResolveSvm(svm);
   if (directory.empty() || directory[0] != '/' || directory.size() > kMaxStringBytes) {
     Throw(ErrorCode::kInvalidValue, "directory must be an absolute path");

@@ -3,6 +3,8 @@
 // connection of the calling thread (the control worker's for the writes).
 #pragma once
 
+#include <sys/types.h>
+
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -32,13 +34,16 @@ Result<Uuid> CreateVolume(table::Rdb& rdb, KeyService& keys, const std::string& 
 struct VolumeSetImport {
   Uuid svm;
   std::string directory;  // the volume set's manifest directory (absolute)
-  std::string kek_file;   // the KEK file svmkey-volset wrote
+  std::string kek_file;   // the KEK file svmkey-volset wrote; must be the caller's own
   bool keep_kek_file = false;
+  uid_t caller_uid = 0;   // whose file kek_file must be (caller_file.h)
 };
 
 // Adopts the KEK file as the SVM's initial SVM-KEK (wrapped under its enabled key store)
 // and inserts a row per volume of the set. Only for an SVM without an SVM-KEK
-// (DuplicateEntry otherwise). Returns the number of volumes registered.
+// (DuplicateEntry otherwise). The KEK file is opened as a CallerFile of `caller_uid`
+// (InvalidValue otherwise) and removed, unless kept, only after every row is in.
+// Returns the number of volumes registered.
 Result<uint64_t> RegisterVolumeSet(table::Rdb& rdb, KeyService& keys, const VolumeSetImport& set);
 
 }  // namespace svmkey::daemon

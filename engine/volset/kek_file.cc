@@ -26,34 +26,36 @@ std::string DirOf(const std::string& path) {
 }  // namespace
 
 Result<KeyHandle> ImportKekFile(KeyTable& table, const std::string& path) {
-  SVMKEY_RETURN_IF_ERROR(EngineInit());
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) {
     if (errno == ENOENT) return Status(ErrorCode::kEntryNotFound, "KEK file " + path + " not found");
     return IoFailure("open KEK file " + path);
   }
+  auto handle = ImportKekFd(table, fd, path);
+  ::close(fd);
+  return handle;
+}
+
+Result<KeyHandle> ImportKekFd(KeyTable& table, int fd, const std::string& name) {
+  SVMKEY_RETURN_IF_ERROR(EngineInit());
   // One byte more than a key, so an oversized file is caught.
   auto buffer = SecureBuffer::Allocate(kKeyBytes + 1);
-  if (!buffer.ok()) {
-    ::close(fd);
-    return buffer.status();
-  }
+  if (!buffer.ok()) return buffer.status();
   size_t got = 0;
   while (got < buffer->size()) {
     const ssize_t n = ::read(fd, buffer->data() + got, buffer->size() - got);
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) {
-      ::close(fd);
-      return IoFailure("read KEK file " + path);
+      buffer->Wipe();
+      return IoFailure("read KEK file " + name);
     }
     if (n == 0) break;
     got += static_cast<size_t>(n);
   }
-  ::close(fd);
   if (got != kKeyBytes) {
     buffer->Wipe();
     return Status(ErrorCode::kInvalidValue,
-                  "KEK file " + path + " must hold exactly 32 raw bytes");
+                  "KEK file " + name + " must hold exactly 32 raw bytes");
   }
   auto handle = table.Import(*buffer);
   buffer->Wipe();

@@ -21,6 +21,10 @@ inline constexpr std::string_view kKekFileName = "kek.bin";
 // does not exist.
 Result<KeyHandle> ImportKekFile(KeyTable& table, const std::string& path);
 
+// The same from an open, readable descriptor (not closed here); `name` names the file in
+// messages. Reads at most one byte more than a key, so any size of file costs nothing.
+Result<KeyHandle> ImportKekFd(KeyTable& table, int fd, const std::string& name);
+
 // Draws a fresh random key in secure memory, writes it to `path` (0600, fsync'd;
 // through a temporary file and rename, so an existing file is replaced only whole),
 // and imports it into `table`. With `replace` false an existing file is an error
