@@ -83,7 +83,11 @@ struct DecodedMetadata {
   // (empty) slot, kInvalidEncryptionBlob for a corrupt one.
   ErrorCode slot_state[2] = {ErrorCode::kVolumeKeyMissing, ErrorCode::kVolumeKeyMissing};
 
-  // Indices of valid slots, newest (highest sequence) first; count in *n.
+  // The slot-selection rule of format v1 (docs/ARCHITECTURE.md §4.4), written only here:
+  // the indices of the valid slots (checksum, magic and fields checked by DecodeSlot),
+  // newest (highest sequence) first, slot A first on a tie; returns how many (0..2).
+  // out[0] is the current slot. Open, verify (VdekOpener::Open: the tag check, falling
+  // back to out[1]), rewrap (the current slot only) and repair all choose through it.
   int Candidates(int out[2]) const;
 };
 

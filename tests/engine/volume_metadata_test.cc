@@ -219,5 +219,66 @@ TEST(VolumeMetadataTest, AadBindsIdentityAndGeneration) {
   EXPECT_NE(base, VdekAad(other, 3));
 }
 
+// The slot-selection rule (DecodedMetadata::Candidates, used by open, verify, rewrap and
+// repair): valid slots only, newest sequence first, A before B on a tie; each damage
+// of a slot removes it from the order.
+TEST(VolumeMetadataTest, SlotSelectionUnderEachDamage) {
+  enum Slot { kEmpty, kSeq1, kSeq2, kFlipped, kTorn, kMovedHere };
+  struct Case {
+    const char* name;
+    Slot a, b;
+    std::vector<int> want;  // Candidates order; empty = the file does not decode
+  };
+  const Case cases[] = {
+      {"A only", kSeq1, kEmpty, {0}},
+      {"B only", kEmpty, kSeq1, {1}},
+      {"B newer", kSeq1, kSeq2, {1, 0}},
+      {"A newer", kSeq2, kSeq1, {0, 1}},
+      {"tie: A first", kSeq1, kSeq1, {0, 1}},
+      {"newer B bit-flipped", kSeq1, kFlipped, {0}},
+      {"newer B torn", kSeq1, kTorn, {0}},
+      {"A bit-flipped, B valid", kFlipped, kSeq1, {1}},
+      {"A's sector copied to B", kSeq1, kMovedHere, {0}},
+      {"B's sector copied to A", kMovedHere, kSeq1, {1}},
+      {"both empty", kEmpty, kEmpty, {}},
+      {"both damaged", kFlipped, kTorn, {}},
+      {"only A, bit-flipped", kFlipped, kEmpty, {}},
+  };
+  const auto id = TestIdentity();
+  for (const Case& c : cases) {
+    std::vector<uint8_t> file(kMetadataFileSize, 0);
+    EncodeHeader(id, 0, file.data());
+    const Slot states[2] = {c.a, c.b};
+    for (int i = 0; i < 2; ++i) {
+      uint8_t* sector = file.data() + kSlotOffset[i];
+      switch (states[i]) {
+        case kEmpty: break;
+        case kSeq1: EncodeSlot(TestSlot(1, 1), i, sector); break;
+        case kSeq2: EncodeSlot(TestSlot(2, 2), i, sector); break;
+        case kFlipped:
+          EncodeSlot(TestSlot(3, 3), i, sector);
+          sector[60] ^= 0x01;
+          break;
+        case kTorn: {
+          uint8_t full[kSectorSize];
+          EncodeSlot(TestSlot(3, 3), i, full);
+          std::memcpy(sector, full, 200);
+          break;
+        }
+        case kMovedHere: EncodeSlot(TestSlot(3, 3), 1 - i, sector); break;
+      }
+    }
+    auto meta = DecodeMetadataFile(file, &id);
+    if (c.want.empty()) {
+      EXPECT_FALSE(meta.ok()) << c.name;
+      continue;
+    }
+    ASSERT_TRUE(meta.ok()) << c.name << ": " << meta.status().ToString();
+    int order[2];
+    const int n = meta->Candidates(order);
+    EXPECT_EQ(std::vector<int>(order, order + n), c.want) << c.name;
+  }
+}
+
 }  // namespace
 }  // namespace svmkey
