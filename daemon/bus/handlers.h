@@ -101,6 +101,8 @@ void RekeyInternal(BusContext& bus, JobReply&& result, const std::string& uuid,
 void Restore(BusContext& bus, JobReply&& result, const std::string& uuid, uint32_t return_timeout);
 void VerifyVolumes(BusContext& bus, JobReply&& result, const std::string& svm,
                    uint32_t return_timeout);
+void RepairVolumes(BusContext& bus, JobReply&& result, const std::string& svm,
+                   const VariantMap& options);
 }  // namespace rekey_bus
 
 namespace job_bus {

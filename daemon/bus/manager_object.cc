@@ -119,6 +119,11 @@ void ManagerObject::VerifyVolumes(sdbus::Result<uint32_t, std::string>&& result,
   rekey_bus::VerifyVolumes(bus_, std::move(result), svm, return_timeout);
 }
 
+void ManagerObject::RepairVolumes(sdbus::Result<uint32_t, std::string>&& result, std::string svm,
+                                  VariantMap options) {
+  rekey_bus::RepairVolumes(bus_, std::move(result), svm, options);
+}
+
 VariantMap ManagerObject::GetJob(const std::string& uuid) { return job_bus::Get(bus_, uuid); }
 
 std::vector<VariantMap> ManagerObject::ListJobs(const VariantMap& filter) {

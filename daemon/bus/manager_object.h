@@ -72,6 +72,8 @@ class ManagerObject final : public sdbus::AdaptorInterfaces<org::svmkey::KeyMana
   std::vector<VariantMap> ListVolumes(const std::string& svm, const VariantMap& options) override;
   void VerifyVolumes(sdbus::Result<uint32_t, std::string>&& result, std::string svm,
                      uint32_t return_timeout) override;
+  void RepairVolumes(sdbus::Result<uint32_t, std::string>&& result, std::string svm,
+                     VariantMap options) override;
   VariantMap GetJob(const std::string& uuid) override;
   std::vector<VariantMap> ListJobs(const VariantMap& filter) override;
   std::string Version() override { return kVersion; }

@@ -1,5 +1,5 @@
-// RekeyInternal, Restore, VerifyVolumes: the methods that start a job and reply when it
-// ends or when return_timeout passes (202 and the job's uuid), per
+// RekeyInternal, Restore, VerifyVolumes, RepairVolumes: the methods that start a job
+// and reply when it ends or when return_timeout passes (202 and the job's uuid), per
 // ipc/org.svmkey.KeyManager1.xml.
 #include <chrono>
 
@@ -58,6 +58,19 @@ void VerifyVolumes(BusContext& bus, JobReply&& result, const std::string& svm,
   const Uuid svm_uuid = bus.ResolveSvm(svm);
   ReturnTimeout(return_timeout);
   const JobRequest request = Check(VerifyRequest(bus.rdb, svm_uuid));
+  StartJob(bus, std::move(result), request, return_timeout);
+}
+
+void RepairVolumes(BusContext& bus, JobReply&& result, const std::string& svm,
+                   const VariantMap& options) {
+  bus.Authorize();
+  const Uuid svm_uuid = bus.ResolveSvm(svm);
+  OptionReader o(options);
+  const auto return_timeout =
+      static_cast<uint32_t>(o.Unsigned("return_timeout", 0, kMaxReturnTimeout).value_or(0));
+  const bool dry_run = o.Bool("dry_run").value_or(false);
+  o.Finish();
+  const JobRequest request = Check(RepairRequest(bus.rdb, svm_uuid, dry_run));
   StartJob(bus, std::move(result), request, return_timeout);
 }
 

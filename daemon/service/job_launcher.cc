@@ -86,6 +86,15 @@ Result<JobRequest> VerifyRequest(table::Rdb& rdb, const Uuid& svm) {
   return JobRequest{JobKind::kVerify, svm, enabled->uuid};
 }
 
+Result<JobRequest> RepairRequest(table::Rdb& rdb, const Uuid& svm, bool dry_run) {
+  auto enabled = EnabledKeyStore(rdb, svm);
+  if (!enabled.ok()) return enabled.status();
+  SVMKEY_RETURN_IF_ERROR(RequireActiveKeyStore(*enabled));
+  JobRequest request{JobKind::kRepair, svm, enabled->uuid};
+  request.dry_run = dry_run;
+  return request;
+}
+
 Result<std::vector<table::JobRow>> ListJobsNewestFirst(table::Rdb& rdb,
                                                        const table::JobFilter& filter,
                                                        size_t limit) {

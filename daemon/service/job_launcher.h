@@ -47,6 +47,9 @@ Result<JobRequest> RekeyInternalRequest(table::Rdb& rdb, const Uuid& config);
 Result<JobRequest> RestoreRequest(table::Rdb& rdb, const Uuid& config);
 // verify of the SVM's volumes with its enabled key store.
 Result<JobRequest> VerifyRequest(table::Rdb& rdb, const Uuid& svm);
+// repair of the SVM's volumes: its enabled key store, which must be active
+// (RequireActiveKeyStore: 8 during a rekey).
+Result<JobRequest> RepairRequest(table::Rdb& rdb, const Uuid& svm, bool dry_run);
 
 // The newest `limit` jobs matching `filter`, newest first.
 Result<std::vector<table::JobRow>> ListJobsNewestFirst(table::Rdb& rdb,

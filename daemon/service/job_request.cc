@@ -11,6 +11,7 @@ const char* KindName(JobKind kind) {
     case JobKind::kRestore: return "restore";
     case JobKind::kVerify: return "verify";
     case JobKind::kKeyStoreSwitch: return "key-store switch";
+    case JobKind::kRepair: return "repair";
   }
   return "?";
 }
@@ -27,6 +28,7 @@ std::string EncodeJobRequest(const JobRequest& request) {
   j["kind"] = KindName(request.kind);
   j["svm"] = request.svm.ToString();
   j["config"] = request.config.ToString();
+  if (request.dry_run) j["dry_run"] = true;
   return j.dump();
 }
 
@@ -45,7 +47,12 @@ Result<JobRequest> DecodeJobRequest(const std::string& text) {
   else if (kind == "restore") out.kind = JobKind::kRestore;
   else if (kind == "verify") out.kind = JobKind::kVerify;
   else if (kind == "key-store switch") out.kind = JobKind::kKeyStoreSwitch;
+  else if (kind == "repair") out.kind = JobKind::kRepair;
   else return bad();
+  if (j.contains("dry_run")) {
+    if (!j["dry_run"].is_boolean()) return bad();
+    out.dry_run = j["dry_run"].get<bool>();
+  }
   auto svm = Uuid::Parse(j["svm"].get<std::string>());
   auto config = Uuid::Parse(j["config"].get<std::string>());
   if (!svm || !config) return bad();

@@ -36,12 +36,13 @@ struct JobSettings {
 Result<std::unique_ptr<FileIo>> MakeJobFileIo(const JobSettings& settings,
                                               std::string* note = nullptr);
 
-enum class JobKind { kRekeyInternal, kRestore, kVerify, kKeyStoreSwitch };
+enum class JobKind { kRekeyInternal, kRestore, kVerify, kKeyStoreSwitch, kRepair };
 
 struct JobRequest {
   JobKind kind = JobKind::kRekeyInternal;
   Uuid svm;
   Uuid config;  // the Barbican configuration (rekey-internal, restore, the switch's target)
+  bool dry_run = false;  // repair: diagnose only, write nothing
 };
 
 // The job row's parameters (JSON) and back. Decode errors: EncryptionStatusUnavailable.

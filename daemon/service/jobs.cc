@@ -3,6 +3,7 @@
 #include "daemon/core/log.h"
 #include "daemon/service/keystore_switch_job.h"
 #include "daemon/service/rekey_job.h"
+#include "daemon/service/repair_job.h"
 #include "daemon/service/restore_job.h"
 #include "daemon/service/verify_job.h"
 #include "daemon/table/job_table.h"
@@ -26,6 +27,7 @@ JobOutcome RunJob(JobContext& ctx, KeyService& keys, const JobSettings& settings
     case JobKind::kRestore: return RunRestore(ctx, keys, request);
     case JobKind::kVerify: return RunVerify(ctx, keys, settings, request);
     case JobKind::kKeyStoreSwitch: return RunKeyStoreSwitch(ctx, keys, request);
+    case JobKind::kRepair: return RunRepair(ctx, keys, settings, request);
   }
   return FinishJob(ctx, Status(ErrorCode::kUnexpectedException, "unknown job kind"));
 }

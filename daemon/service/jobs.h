@@ -1,6 +1,6 @@
 // The bodies of svmkeyd's jobs and the one entry point that runs them:
 // rekey-internal (rekey_job.h, docs/ARCHITECTURE.md §7), restore (restore_job.h),
-// verify (verify_job.h).
+// verify (verify_job.h), repair (repair_job.h).
 //
 // Each body runs on its job thread with its own table connection (JobContext) and is
 // idempotent, so a job found queued or running at start is resumed by running its body

@@ -250,6 +250,14 @@ void CommandLine::AddVolumeVerbs() {
               VerifyVolumes);
   AddSvmOption(s, true);
   AddWaitOptions(s);
+
+  s = AddVerb(g, "repair",
+              "Rewrite each damaged volume metadata file from the table's copy of its key.\n"
+              "Example: svmkeyctl volume repair --svm vs1 --dry-run",
+              RepairVolumes);
+  AddSvmOption(s, true);
+  AddWaitOptions(s);
+  s->add_flag("--dry-run", o_.dry_run, "Report what would be repaired; write nothing");
 }
 
 void CommandLine::AddJobVerbs() {

@@ -297,6 +297,12 @@ int VerifyVolumes(KeyManagerClient& km, const Options& o) {
   return StartedJob(km, o, km.VerifyVolumes(o.svm, o.return_timeout.value_or(0)));
 }
 
+int RepairVolumes(KeyManagerClient& km, const Options& o) {
+  VariantMap opts{{"return_timeout", sdbus::Variant(o.return_timeout.value_or(0))}};
+  if (o.dry_run) opts["dry_run"] = sdbus::Variant(true);
+  return StartedJob(km, o, km.RepairVolumes(o.svm, opts));
+}
+
 // ---- job ----
 
 int ShowJob(KeyManagerClient& km, const Options& o) {

@@ -23,6 +23,7 @@ struct Options {
   uint32_t limit = 1000;
   std::optional<uint64_t> dsid;
   bool reachability = false, keep_kek = false;
+  bool dry_run = false;  // volume repair
   // Job-starting verbs.
   bool no_wait = false;
   std::optional<uint32_t> return_timeout;
@@ -56,6 +57,7 @@ int CreateVolume(KeyManagerClient& km, const Options& o);
 int RegisterVolumeSet(KeyManagerClient& km, const Options& o);
 int ListVolumes(KeyManagerClient& km, const Options& o);
 int VerifyVolumes(KeyManagerClient& km, const Options& o);
+int RepairVolumes(KeyManagerClient& km, const Options& o);
 // job
 int ShowJob(KeyManagerClient& km, const Options& o);
 int ListJobs(KeyManagerClient& km, const Options& o);
