@@ -2,8 +2,10 @@
 
 #include <fcntl.h>
 #include <sodium.h>
+#include <sys/resource.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cstring>
 #include <string>
 
@@ -42,11 +44,41 @@ Status SyncFileSystemOf(FileIo& io, const std::string& path) {
 }  // namespace
 
 Status IoError(int neg_errno, bool write, const std::string& path) {
-  const std::string what = std::string(write ? "write " : "read ") + path + ": " +
-                           std::strerror(-neg_errno);
-  if (neg_errno == -ENOENT) return Status(ErrorCode::kVolumeKeyMissing, what);
+  const int err = -neg_errno;
+  const std::string what = std::string(write ? "write " : "read ") + path + ": ";
+  switch (err) {
+    case EMFILE:
+    case ENFILE:
+    case ENOMEM:
+    case ENOSPC:
+    case EDQUOT: {
+      // The host ran short, the volume is fine: a rerun with more room succeeds, and
+      // nothing about this volume needs repair.
+      rlimit nofile{};
+      std::string limit;
+      if (::getrlimit(RLIMIT_NOFILE, &nofile) == 0) {
+        limit = " (RLIMIT_NOFILE soft " + std::to_string(nofile.rlim_cur) + ", hard " +
+                std::to_string(nofile.rlim_max) + ")";
+      }
+      return Status(ErrorCode::kResourceLimit, what + std::strerror(err) + limit);
+    }
+    case ENOENT:
+      return Status(ErrorCode::kVolumeKeyMissing, what + std::strerror(err));
+    default:
+      break;
+  }
+  std::string why;
+  if (err == kErrNotRegularFile || err == ENXIO || err == EISDIR || err == EAGAIN) {
+    why = "not a regular file (a FIFO, device, socket or directory is never read)";
+  } else if (err == ELOOP) {
+    why = "is a symbolic link or has one in its path (never followed)";
+  } else if (err == EXDEV) {
+    why = "resolves outside its directory (refused)";
+  } else {
+    why = std::strerror(err);
+  }
   return Status(write ? ErrorCode::kVdekBlobUpdateFailed : ErrorCode::kInvalidEncryptionBlob,
-                what);
+                what + why);
 }
 
 void Fingerprint(const uint8_t* vdek, const uint8_t* fingerprint_key, VdekFingerprint* out) {

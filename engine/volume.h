@@ -105,8 +105,13 @@ Status VerifyVolumes(FileIo& io, KeyTable& table, const KeyRing& ring,
                      std::span<const VolumeRef> volumes, std::span<OpenResult> results,
                      const uint8_t* fingerprint_key = nullptr);
 
-// Maps an errno from the volume's metadata file to the ONTAP code (ENOENT → 65536883,
-// otherwise 65537565 for writes and 65536889 for reads).
+// Maps an errno from the volume's metadata file to the ONTAP code
+// (docs/ARCHITECTURE.md §4):
+//   - EMFILE, ENFILE, ENOMEM, ENOSPC, EDQUOT → 7 ResourceLimit, with the errno text and
+//     the process's RLIMIT_NOFILE: the host ran short, the volume is not damaged;
+//   - ENOENT → 65536883;
+//   - otherwise 65537565 for writes and 65536889 for reads, saying "not a regular file"
+//     (kErrNotRegularFile, ENXIO, EISDIR, EAGAIN), "symbolic link" (ELOOP) or the errno.
 Status IoError(int neg_errno, bool write, const std::string& path);
 
 }  // namespace svmkey

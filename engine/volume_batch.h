@@ -28,6 +28,7 @@
 
 #include <sys/types.h>
 
+#include <cerrno>
 #include <cstddef>
 #include <cstdint>
 #include <span>
@@ -38,6 +39,10 @@
 #include "volume.h"
 
 namespace svmkey {
+
+// The errno VolumeBatch::Open reports for a volume whose path named something other than
+// a regular file (IoError turns it into "not a regular file").
+inline constexpr int kErrNotRegularFile = ENODEV;
 
 class VolumeBatch {
  public:
@@ -63,8 +68,12 @@ class VolumeBatch {
   }
 
   // Phase: one Execute opening refs[i].path (relative to AT_FDCWD) with `flags` and
-  // `mode` for every volume still in. A failed open drops the volume and is passed to
-  // on_error(i, -errno). `refs` is the batch (refs.size() >= size()).
+  // `mode` for every volume still in (the seam adds O_NOFOLLOW | O_NONBLOCK and follows
+  // no symlink: file_io.h). A failed open drops the volume and is passed to
+  // on_error(i, -errno). So is an open that got anything but a regular file (a FIFO,
+  // device, socket or directory in place of a metadata file), with -kErrNotRegularFile:
+  // reading a pipe through io_uring would wait for a writer for good. `refs` is the batch
+  // (refs.size() >= size()).
   template <typename OnError>
   Status Open(FileIo& io, std::span<const VolumeRef> refs, int flags, mode_t mode,
               OnError&& on_error) {
@@ -75,8 +84,12 @@ class VolumeBatch {
       if (ops_[k].result < 0) {
         Drop(i);
         on_error(i, ops_[k].result);
-      } else {
-        fds_[i] = ops_[k].result;
+        continue;
+      }
+      fds_[i] = ops_[k].result;
+      if (!IsRegularFile(fds_[i])) {
+        Drop(i);
+        on_error(i, -kErrNotRegularFile);
       }
     }
     return Status::Ok();
@@ -113,6 +126,8 @@ class VolumeBatch {
     return m;
   }
   static IoOp OpenOp(const VolumeRef& ref, int flags, mode_t mode);
+  // True when `fd` is a regular file; an error of the check counts as not regular.
+  static bool IsRegularFile(int fd);
   // Passes `status` through; when it is not OK, first closes what the batch opened.
   Status CloseOnFailure(FileIo& io, Status status);
 
