@@ -68,7 +68,9 @@ Status IoError(int neg_errno, bool write, const std::string& path) {
       break;
   }
   std::string why;
-  if (err == kErrNotRegularFile || err == ENXIO || err == EISDIR || err == EAGAIN) {
+  if (err == kErrOutsideRoots) {
+    why = "not a normalized path below the volume roots (refused)";
+  } else if (err == kErrNotRegularFile || err == ENXIO || err == EISDIR || err == EAGAIN) {
     why = "not a regular file (a FIFO, device, socket or directory is never read)";
   } else if (err == ELOOP) {
     why = "is a symbolic link or has one in its path (never followed)";
@@ -230,7 +232,7 @@ Status CreateVolumes(FileIo& io, KeyTable& table, KeyHandle kek, uint64_t genera
 
 Status VerifyVolumes(FileIo& io, KeyTable& table, const KeyRing& ring,
                      std::span<const VolumeRef> volumes, std::span<OpenResult> results,
-                     const uint8_t* fingerprint_key) {
+                     const uint8_t* fingerprint_key, std::span<const std::string> roots) {
   if (results.size() != volumes.size()) {
     return Status(ErrorCode::kInvalidArgument, "result span size mismatch");
   }
@@ -240,6 +242,7 @@ Status VerifyVolumes(FileIo& io, KeyTable& table, const KeyRing& ring,
   if (!vdek.ok()) return vdek.status();
   std::vector<uint8_t> files(kReadStride * std::min(volumes.size(), kBatch));
   VolumeBatch batch(std::min(volumes.size(), kBatch));
+  batch.set_roots(roots);
   for (size_t base = 0; base < volumes.size(); base += kBatch) {
     const size_t n = std::min(kBatch, volumes.size() - base);
     const std::span<const VolumeRef> refs = volumes.subspan(base, n);

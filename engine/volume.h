@@ -100,10 +100,12 @@ class VdekOpener {
 
 void Fingerprint(const uint8_t* vdek, const uint8_t* fingerprint_key, VdekFingerprint* out);
 
-// Reads and opens every volume (batched I/O); one result per volume.
+// Reads and opens every volume (batched I/O, at most min(1024, volumes.size()) files
+// open at once); one result per volume. `roots`: as RewrapOptions::roots.
 Status VerifyVolumes(FileIo& io, KeyTable& table, const KeyRing& ring,
                      std::span<const VolumeRef> volumes, std::span<OpenResult> results,
-                     const uint8_t* fingerprint_key = nullptr);
+                     const uint8_t* fingerprint_key = nullptr,
+                     std::span<const std::string> roots = {});
 
 // Maps an errno from the volume's metadata file to the ONTAP code
 // (docs/ARCHITECTURE.md §4):

@@ -7,6 +7,22 @@
 
 namespace svmkey {
 
+bool PathLiesBelow(std::string_view path, std::span<const std::string> roots) {
+  if (path.size() < 2 || path.front() != '/' || path.back() == '/') return false;
+  for (size_t start = 1; start <= path.size();) {
+    size_t end = path.find('/', start);
+    if (end == std::string_view::npos) end = path.size();
+    const std::string_view part = path.substr(start, end - start);
+    if (part.empty() || part == "." || part == "..") return false;
+    start = end + 1;
+  }
+  for (const std::string& root : roots) {
+    const std::string_view r = root == "/" ? std::string_view() : std::string_view(root);
+    if (path.size() > r.size() + 1 && path.starts_with(r) && path[r.size()] == '/') return true;
+  }
+  return false;
+}
+
 VolumeBatch::VolumeBatch(size_t capacity)
     : ops_(capacity), index_(capacity), fds_(capacity, -1), in_(capacity, 0) {}
 

@@ -32,6 +32,8 @@
 #include <cstddef>
 #include <cstdint>
 #include <span>
+#include <string>
+#include <string_view>
 #include <vector>
 
 #include "file_io.h"
@@ -43,12 +45,24 @@ namespace svmkey {
 // The errno VolumeBatch::Open reports for a volume whose path named something other than
 // a regular file (IoError turns it into "not a regular file").
 inline constexpr int kErrNotRegularFile = ENODEV;
+// The errno VolumeBatch::Open reports for a path outside the roots it was given.
+inline constexpr int kErrOutsideRoots = EXDEV;
+
+// True when `path` is absolute and normalized (no empty, "." or ".." component, no
+// trailing slash) and lies strictly below one of `roots` (each absolute, normalized).
+// Lexical only: with the seam following no symlink (file_io.h), an open of such a path
+// resolves to exactly that file or fails (docs/ARCHITECTURE.md §4).
+bool PathLiesBelow(std::string_view path, std::span<const std::string> roots);
 
 class VolumeBatch {
  public:
   VolumeBatch() = default;
   // Room for batches of up to `capacity` volumes.
   explicit VolumeBatch(size_t capacity);
+
+  // Paths Open accepts: when not empty, a volume whose path is not PathLiesBelow them
+  // fails with -kErrOutsideRoots, unopened. The strings must outlive the batch.
+  void set_roots(std::span<const std::string> roots) { roots_ = roots; }
 
   // Starts a batch of volumes 0..n-1 (n <= capacity): none open, all in.
   void Begin(size_t n);
@@ -77,6 +91,14 @@ class VolumeBatch {
   template <typename OnError>
   Status Open(FileIo& io, std::span<const VolumeRef> refs, int flags, mode_t mode,
               OnError&& on_error) {
+    if (!roots_.empty()) {
+      for (size_t i = 0; i < n_; ++i) {
+        if (in_[i] != 0 && !PathLiesBelow(refs[i].path, roots_)) {
+          Drop(i);
+          on_error(i, -kErrOutsideRoots);
+        }
+      }
+    }
     const size_t m = Collect([&](size_t i) { return OpenOp(refs[i], flags, mode); });
     SVMKEY_RETURN_IF_ERROR(io.Execute({ops_.data(), m}));
     for (size_t k = 0; k < m; ++k) {
@@ -131,6 +153,7 @@ class VolumeBatch {
   // Passes `status` through; when it is not OK, first closes what the batch opened.
   Status CloseOnFailure(FileIo& io, Status status);
 
+  std::span<const std::string> roots_;
   size_t n_ = 0;
   size_t remaining_ = 0;
   std::vector<IoOp> ops_;
