@@ -14,6 +14,7 @@
 #include <chrono>
 #include <filesystem>
 #include <string>
+#include <vector>
 
 #include "daemon/core/event_loop.h"
 #include "daemon/core/log.h"
@@ -35,6 +36,22 @@ void Harden() {
   ::umask(0077);
 }
 
+// Raises the soft RLIMIT_NOFILE to the hard limit: every volume of a rewrap batch in
+// flight holds a descriptor, and systemd's default soft limit for services (1024) is
+// below what the default batches need. Returns the soft limit in force afterwards.
+uint64_t RaiseDescriptorLimit() {
+  rlimit lim{};
+  if (::getrlimit(RLIMIT_NOFILE, &lim) != 0) return 1024;
+  const rlim_t before = lim.rlim_cur;
+  if (lim.rlim_cur != lim.rlim_max) {
+    rlimit raised{lim.rlim_max, lim.rlim_max};
+    if (::setrlimit(RLIMIT_NOFILE, &raised) == 0) lim = raised;
+  }
+  LogInfo("RLIMIT_NOFILE soft " + std::to_string(before) + " -> " + std::to_string(lim.rlim_cur) +
+          ", hard " + std::to_string(lim.rlim_max));
+  return lim.rlim_cur;
+}
+
 void Notify(const std::string& state) { ::sd_notify(0, state.c_str()); }
 
 int Main(int argc, char** argv) {
@@ -50,8 +67,12 @@ int Main(int argc, char** argv) {
   size_t key_capacity = kDefaultKeyTableCapacity;
   unsigned batch_pause_ms = static_cast<unsigned>(job_defaults.batch_pause.count());
   size_t rewrap_threads = job_defaults.rewrap_threads;
+  std::vector<std::string> volume_set_roots;
   app.add_option("--state-dir", state_dir, "Table (rdb.sqlite) and host key directory")->capture_default_str();
   app.add_option("--volume-root", volume_root, "Where new volumes' metadata files go (default STATE_DIR/volumes)");
+  app.add_option("--volume-set-root", volume_set_roots,
+                 "A directory volume sets may lie in besides the volume root (repeatable); "
+                 "rekey and verify open no volume file outside these roots");
   app.add_option("--io-mode", io_mode_text, "auto (io_uring, falling back to sync), uring or sync")->capture_default_str();
   app.add_option("--batch-size", batch_size, "Volumes per rewrap batch")->check(CLI::Range(1, 65536))->capture_default_str();
   app.add_option("--rewrap-threads", rewrap_threads, "Rewrap batches in flight at once, one thread each")->check(CLI::Range(1, 16))->capture_default_str();
@@ -61,6 +82,14 @@ int Main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
   if (std::getenv("SVMKEYD_DEBUG")) SetLogLevel(LogLevel::kDebug);
   if (volume_root.empty()) volume_root = state_dir + "/volumes";
+  // Volume paths are built from the root and checked against it lexically, so the roots
+  // are kept absolute and normalized, without a trailing slash.
+  auto normalize = [](const std::string& dir) {
+    std::string out = std::filesystem::absolute(dir).lexically_normal().string();
+    while (out.size() > 1 && out.back() == '/') out.pop_back();
+    return out;
+  };
+  volume_root = normalize(volume_root);
 
   Harden();
   // Block the termination signals in every thread; the event loop reads them.
@@ -72,6 +101,15 @@ int Main(int argc, char** argv) {
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
 
   JobSettings job_settings;
+  job_settings.volume_roots.push_back(volume_root);
+  for (const std::string& root : volume_set_roots) job_settings.volume_roots.push_back(normalize(root));
+  const uint64_t nofile = RaiseDescriptorLimit();
+  if (const size_t fit = BatchSizeWithinDescriptors(batch_size, rewrap_threads, nofile); fit < batch_size) {
+    LogWarning("batch size reduced from " + std::to_string(batch_size) + " to " + std::to_string(fit) +
+               " so that " + std::to_string(rewrap_threads) + " rewrap threads' open volume files plus " +
+               std::to_string(kDescriptorReserve) + " spare fit in RLIMIT_NOFILE " + std::to_string(nofile));
+    batch_size = fit;
+  }
   job_settings.batch_size = batch_size;
   job_settings.batch_pause = std::chrono::milliseconds(batch_pause_ms);
   job_settings.rewrap_threads = rewrap_threads;

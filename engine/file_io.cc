@@ -1,6 +1,7 @@
 #include "file_io.h"
 
 #include <fcntl.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -32,8 +33,9 @@ class SyncFileIo final : public FileIo {
     for (IoOp& op : ops) {
       switch (op.kind) {
         case IoOpKind::kOpen: {
-          const int fd = ::openat(op.fd, op.path, op.open_flags | O_CLOEXEC, op.mode);
-          op.result = fd < 0 ? -errno : fd;
+          open_how how = OpenHowFor(op);
+          const long fd = ::syscall(SYS_openat2, op.fd, op.path, &how, sizeof how);
+          op.result = fd < 0 ? -errno : static_cast<int32_t>(fd);
           break;
         }
         case IoOpKind::kRead:
@@ -57,6 +59,16 @@ class SyncFileIo final : public FileIo {
 };
 
 }  // namespace
+
+open_how OpenHowFor(const IoOp& op) {
+  open_how how{};
+  how.flags = static_cast<uint64_t>(op.open_flags | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+  // openat2 refuses a mode without O_CREAT/O_TMPFILE (EINVAL), unlike openat.
+  if ((op.open_flags & O_CREAT) != 0 || (op.open_flags & O_TMPFILE) == O_TMPFILE) how.mode = op.mode;
+  how.resolve = RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS;
+  if (op.fd != AT_FDCWD) how.resolve |= RESOLVE_BENEATH;
+  return how;
+}
 
 std::unique_ptr<FileIo> MakeSyncFileIo() { return std::make_unique<SyncFileIo>(); }
 

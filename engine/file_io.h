@@ -14,6 +14,16 @@
 // read, then write, then close). Per-op failures are reported in `result`, not in the
 // returned Status, which fails only when the I/O layer itself breaks.
 //
+// Opens (docs/ARCHITECTURE.md §4): every kOpen is an openat2(2) that follows no symbolic
+// link in any component of the path and no /proc magic link (RESOLVE_NO_SYMLINKS |
+// RESOLVE_NO_MAGICLINKS, plus RESOLVE_BENEATH when a directory fd is given), with
+// O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC added to the caller's flags, in every
+// implementation (io_uring uses IORING_OP_OPENAT2). O_NONBLOCK is what keeps a FIFO or a
+// device in place of a metadata file from blocking the open; callers that read must still
+// refuse anything that is not a regular file before reading it (VolumeBatch::Open does),
+// because io_uring waits for data on a pipe whatever its O_NONBLOCK. A symbolic link
+// fails the open with -ELOOP, an escape from the directory fd with -EXDEV.
+//
 // Durability: a write is durable after an fdatasync op on its fd completed, or after
 // SyncFs on any fd of the same file system completed (syncfs(2)).
 //
@@ -21,6 +31,7 @@
 // FileIo per thread (the implementations keep per-instance rings and counters).
 #pragma once
 
+#include <linux/openat2.h>
 #include <sys/types.h>
 #include <sys/uio.h>
 
@@ -34,7 +45,7 @@
 namespace svmkey {
 
 enum class IoOpKind : uint8_t {
-  kOpen,       // openat(dirfd, path, flags, mode) → result = fd
+  kOpen,       // openat2(dirfd, path, OpenHowFor(op)) → result = fd
   kRead,       // pread(fd, buf, len, offset)       → result = bytes read
   kWrite,      // pwrite(fd, buf, len, offset)      → result = bytes written
   kFdatasync,  // fdatasync(fd)                     → result = 0
@@ -45,7 +56,7 @@ struct IoOp {
   IoOpKind kind = IoOpKind::kRead;
   int fd = -1;                  // read, write, fdatasync, close; kOpen: the dirfd
   const char* path = nullptr;   // kOpen only; relative to fd (AT_FDCWD allowed)
-  int open_flags = 0;           // kOpen only (O_CLOEXEC is always added)
+  int open_flags = 0;           // kOpen only (see OpenHowFor for the flags always added)
   mode_t mode = 0;              // kOpen only
   uint8_t* buf = nullptr;       // read, write
   uint32_t len = 0;             // read, write
@@ -99,6 +110,11 @@ struct IoOp {
     return op;
   }
 };
+
+// The open_how of a kOpen op (the contract above): the caller's flags plus O_NOFOLLOW,
+// O_NONBLOCK, O_NOCTTY and O_CLOEXEC; no symlink or magic link resolved anywhere in the
+// path; RESOLVE_BENEATH when op.fd is a directory fd rather than AT_FDCWD.
+open_how OpenHowFor(const IoOp& op);
 
 class FileIo {
  public:

@@ -198,6 +198,7 @@ class RewrapRun {
     results_.resize(b);
     target_slot_.resize(b);
     batch_ = VolumeBatch(b);
+    batch_.set_roots(options_.roots);
     sync_fds_.reserve(16);
     return Status::Ok();
   }

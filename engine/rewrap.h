@@ -42,6 +42,8 @@
 #include <functional>
 #include <memory>
 #include <span>
+#include <string>
+#include <vector>
 
 #include "file_io.h"
 #include "key_table.h"
@@ -103,6 +105,9 @@ struct RewrapOptions {
   size_t threads = kServiceRewrapThreads;
   // Makes the FileIo of each additional thread (the caller's `io` serves the first).
   std::function<Result<std::unique_ptr<FileIo>>()> make_io;
+  // When not empty, a volume whose path is not an absolute, normalized path strictly
+  // below one of these directories is failed without being opened (VolumeBatch::Open).
+  std::vector<std::string> roots;
 };
 
 enum class RewrapOutcome : uint8_t {

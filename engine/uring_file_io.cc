@@ -79,10 +79,13 @@ void UringFileIo::UnregisterBuffers() {
   registered_.clear();
 }
 
-void UringFileIo::Prep(io_uring_sqe* sqe, const IoOp& op, uint32_t done) {
+void UringFileIo::Prep(io_uring_sqe* sqe, const IoOp& op, uint32_t idx, uint32_t done) {
   switch (op.kind) {
     case IoOpKind::kOpen:
-      io_uring_prep_openat(sqe, op.fd, op.path, op.open_flags | O_CLOEXEC, op.mode);
+      // The kernel copies the open_how when the SQE is submitted; hows_ keeps it until
+      // then (and for a resubmission).
+      hows_[idx] = OpenHowFor(op);
+      io_uring_prep_openat2(sqe, op.fd, op.path, &hows_[idx]);
       return;
     case IoOpKind::kRead:
     case IoOpKind::kWrite: {
@@ -135,6 +138,7 @@ Status UringFileIo::Execute(std::span<IoOp> ops) {
   if (broken_) return Status(ErrorCode::kUnexpectedException, "io_uring ring failed earlier");
   if (ops.size() > UINT32_MAX) return Status(ErrorCode::kInvalidArgument, "too many ops");
   if (done_.size() < ops.size()) done_.resize(ops.size());
+  if (hows_.size() < ops.size()) hows_.resize(ops.size());
   retry_.clear();
   const uint32_t n = static_cast<uint32_t>(ops.size());
   for (uint32_t i = 0; i < n; ++i) done_[i] = 0;
@@ -153,7 +157,7 @@ Status UringFileIo::Execute(std::span<IoOp> ops) {
       } else {
         idx = next++;
       }
-      Prep(sqe, ops[idx], done_[idx]);
+      Prep(sqe, ops[idx], idx, done_[idx]);
       io_uring_sqe_set_data64(sqe, idx);
       ++inflight;
     }

@@ -63,7 +63,7 @@ class UringFileIo final : public FileIo {
 
  private:
   UringFileIo() = default;
-  void Prep(io_uring_sqe* sqe, const IoOp& op, uint32_t done);
+  void Prep(io_uring_sqe* sqe, const IoOp& op, uint32_t idx, uint32_t done);
   // Waits for every submitted request after the ring failed, so no buffer is still
   // owned by the kernel when Execute returns an error.
   void DrainAfterFailure(unsigned inflight);
@@ -78,6 +78,7 @@ class UringFileIo final : public FileIo {
   // Reused across Execute calls (grow only): bytes done per op, ops to resubmit.
   std::vector<uint32_t> done_;
   std::vector<uint32_t> retry_;
+  std::vector<open_how> hows_;  // kOpen ops: the open_how of op i, alive until submitted
 };
 
 // The io_uring FileIo, or a failed Status (UnexpectedException, with the errno text).

@@ -2,8 +2,10 @@
 
 #include <fcntl.h>
 #include <sodium.h>
+#include <sys/resource.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cstring>
 #include <string>
 
@@ -42,11 +44,43 @@ Status SyncFileSystemOf(FileIo& io, const std::string& path) {
 }  // namespace
 
 Status IoError(int neg_errno, bool write, const std::string& path) {
-  const std::string what = std::string(write ? "write " : "read ") + path + ": " +
-                           std::strerror(-neg_errno);
-  if (neg_errno == -ENOENT) return Status(ErrorCode::kVolumeKeyMissing, what);
+  const int err = -neg_errno;
+  const std::string what = std::string(write ? "write " : "read ") + path + ": ";
+  switch (err) {
+    case EMFILE:
+    case ENFILE:
+    case ENOMEM:
+    case ENOSPC:
+    case EDQUOT: {
+      // The host ran short, the volume is fine: a rerun with more room succeeds, and
+      // nothing about this volume needs repair.
+      rlimit nofile{};
+      std::string limit;
+      if (::getrlimit(RLIMIT_NOFILE, &nofile) == 0) {
+        limit = " (RLIMIT_NOFILE soft " + std::to_string(nofile.rlim_cur) + ", hard " +
+                std::to_string(nofile.rlim_max) + ")";
+      }
+      return Status(ErrorCode::kResourceLimit, what + std::strerror(err) + limit);
+    }
+    case ENOENT:
+      return Status(ErrorCode::kVolumeKeyMissing, what + std::strerror(err));
+    default:
+      break;
+  }
+  std::string why;
+  if (err == kErrOutsideRoots) {
+    why = "not a normalized path below the volume roots (refused)";
+  } else if (err == kErrNotRegularFile || err == ENXIO || err == EISDIR || err == EAGAIN) {
+    why = "not a regular file (a FIFO, device, socket or directory is never read)";
+  } else if (err == ELOOP) {
+    why = "is a symbolic link or has one in its path (never followed)";
+  } else if (err == EXDEV) {
+    why = "resolves outside its directory (refused)";
+  } else {
+    why = std::strerror(err);
+  }
   return Status(write ? ErrorCode::kVdekBlobUpdateFailed : ErrorCode::kInvalidEncryptionBlob,
-                what);
+                what + why);
 }
 
 void Fingerprint(const uint8_t* vdek, const uint8_t* fingerprint_key, VdekFingerprint* out) {
@@ -198,7 +232,7 @@ Status CreateVolumes(FileIo& io, KeyTable& table, KeyHandle kek, uint64_t genera
 
 Status VerifyVolumes(FileIo& io, KeyTable& table, const KeyRing& ring,
                      std::span<const VolumeRef> volumes, std::span<OpenResult> results,
-                     const uint8_t* fingerprint_key) {
+                     const uint8_t* fingerprint_key, std::span<const std::string> roots) {
   if (results.size() != volumes.size()) {
     return Status(ErrorCode::kInvalidArgument, "result span size mismatch");
   }
@@ -208,6 +242,7 @@ Status VerifyVolumes(FileIo& io, KeyTable& table, const KeyRing& ring,
   if (!vdek.ok()) return vdek.status();
   std::vector<uint8_t> files(kReadStride * std::min(volumes.size(), kBatch));
   VolumeBatch batch(std::min(volumes.size(), kBatch));
+  batch.set_roots(roots);
   for (size_t base = 0; base < volumes.size(); base += kBatch) {
     const size_t n = std::min(kBatch, volumes.size() - base);
     const std::span<const VolumeRef> refs = volumes.subspan(base, n);

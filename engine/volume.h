@@ -100,13 +100,20 @@ class VdekOpener {
 
 void Fingerprint(const uint8_t* vdek, const uint8_t* fingerprint_key, VdekFingerprint* out);
 
-// Reads and opens every volume (batched I/O); one result per volume.
+// Reads and opens every volume (batched I/O, at most min(1024, volumes.size()) files
+// open at once); one result per volume. `roots`: as RewrapOptions::roots.
 Status VerifyVolumes(FileIo& io, KeyTable& table, const KeyRing& ring,
                      std::span<const VolumeRef> volumes, std::span<OpenResult> results,
-                     const uint8_t* fingerprint_key = nullptr);
+                     const uint8_t* fingerprint_key = nullptr,
+                     std::span<const std::string> roots = {});
 
-// Maps an errno from the volume's metadata file to the ONTAP code (ENOENT → 65536883,
-// otherwise 65537565 for writes and 65536889 for reads).
+// Maps an errno from the volume's metadata file to the ONTAP code
+// (docs/ARCHITECTURE.md §4):
+//   - EMFILE, ENFILE, ENOMEM, ENOSPC, EDQUOT → 7 ResourceLimit, with the errno text and
+//     the process's RLIMIT_NOFILE: the host ran short, the volume is not damaged;
+//   - ENOENT → 65536883;
+//   - otherwise 65537565 for writes and 65536889 for reads, saying "not a regular file"
+//     (kErrNotRegularFile, ENXIO, EISDIR, EAGAIN), "symbolic link" (ELOOP) or the errno.
 Status IoError(int neg_errno, bool write, const std::string& path);
 
 }  // namespace svmkey

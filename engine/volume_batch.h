@@ -28,9 +28,12 @@
 
 #include <sys/types.h>
 
+#include <cerrno>
 #include <cstddef>
 #include <cstdint>
 #include <span>
+#include <string>
+#include <string_view>
 #include <vector>
 
 #include "file_io.h"
@@ -39,11 +42,27 @@
 
 namespace svmkey {
 
+// The errno VolumeBatch::Open reports for a volume whose path named something other than
+// a regular file (IoError turns it into "not a regular file").
+inline constexpr int kErrNotRegularFile = ENODEV;
+// The errno VolumeBatch::Open reports for a path outside the roots it was given.
+inline constexpr int kErrOutsideRoots = EXDEV;
+
+// True when `path` is absolute and normalized (no empty, "." or ".." component, no
+// trailing slash) and lies strictly below one of `roots` (each absolute, normalized).
+// Lexical only: with the seam following no symlink (file_io.h), an open of such a path
+// resolves to exactly that file or fails (docs/ARCHITECTURE.md §4).
+bool PathLiesBelow(std::string_view path, std::span<const std::string> roots);
+
 class VolumeBatch {
  public:
   VolumeBatch() = default;
   // Room for batches of up to `capacity` volumes.
   explicit VolumeBatch(size_t capacity);
+
+  // Paths Open accepts: when not empty, a volume whose path is not PathLiesBelow them
+  // fails with -kErrOutsideRoots, unopened. The strings must outlive the batch.
+  void set_roots(std::span<const std::string> roots) { roots_ = roots; }
 
   // Starts a batch of volumes 0..n-1 (n <= capacity): none open, all in.
   void Begin(size_t n);
@@ -63,11 +82,23 @@ class VolumeBatch {
   }
 
   // Phase: one Execute opening refs[i].path (relative to AT_FDCWD) with `flags` and
-  // `mode` for every volume still in. A failed open drops the volume and is passed to
-  // on_error(i, -errno). `refs` is the batch (refs.size() >= size()).
+  // `mode` for every volume still in (the seam adds O_NOFOLLOW | O_NONBLOCK and follows
+  // no symlink: file_io.h). A failed open drops the volume and is passed to
+  // on_error(i, -errno). So is an open that got anything but a regular file (a FIFO,
+  // device, socket or directory in place of a metadata file), with -kErrNotRegularFile:
+  // reading a pipe through io_uring would wait for a writer for good. `refs` is the batch
+  // (refs.size() >= size()).
   template <typename OnError>
   Status Open(FileIo& io, std::span<const VolumeRef> refs, int flags, mode_t mode,
               OnError&& on_error) {
+    if (!roots_.empty()) {
+      for (size_t i = 0; i < n_; ++i) {
+        if (in_[i] != 0 && !PathLiesBelow(refs[i].path, roots_)) {
+          Drop(i);
+          on_error(i, -kErrOutsideRoots);
+        }
+      }
+    }
     const size_t m = Collect([&](size_t i) { return OpenOp(refs[i], flags, mode); });
     SVMKEY_RETURN_IF_ERROR(io.Execute({ops_.data(), m}));
     for (size_t k = 0; k < m; ++k) {
@@ -75,8 +106,12 @@ class VolumeBatch {
       if (ops_[k].result < 0) {
         Drop(i);
         on_error(i, ops_[k].result);
-      } else {
-        fds_[i] = ops_[k].result;
+        continue;
+      }
+      fds_[i] = ops_[k].result;
+      if (!IsRegularFile(fds_[i])) {
+        Drop(i);
+        on_error(i, -kErrNotRegularFile);
       }
     }
     return Status::Ok();
@@ -113,9 +148,12 @@ class VolumeBatch {
     return m;
   }
   static IoOp OpenOp(const VolumeRef& ref, int flags, mode_t mode);
+  // True when `fd` is a regular file; an error of the check counts as not regular.
+  static bool IsRegularFile(int fd);
   // Passes `status` through; when it is not OK, first closes what the batch opened.
   Status CloseOnFailure(FileIo& io, Status status);
 
+  std::span<const std::string> roots_;
   size_t n_ = 0;
   size_t remaining_ = 0;
   std::vector<IoOp> ops_;

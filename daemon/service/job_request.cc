@@ -2,6 +2,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
+
 namespace svmkey::daemon {
 namespace {
 
@@ -17,6 +19,14 @@ const char* KindName(JobKind kind) {
 }
 
 }  // namespace
+
+size_t BatchSizeWithinDescriptors(size_t batch_size, size_t rewrap_threads,
+                                  uint64_t nofile_soft) {
+  const uint64_t threads = rewrap_threads == 0 ? 1 : rewrap_threads;
+  if (nofile_soft <= kDescriptorReserve + threads) return 1;
+  const uint64_t fit = (nofile_soft - kDescriptorReserve) / threads;
+  return static_cast<size_t>(std::min<uint64_t>(batch_size, fit));
+}
 
 Result<std::unique_ptr<FileIo>> MakeJobFileIo(const JobSettings& settings, std::string* note) {
   if (settings.make_io) return settings.make_io();

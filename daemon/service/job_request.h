@@ -7,6 +7,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "engine/file_io.h"
 #include "engine/rewrap.h"
@@ -26,10 +27,25 @@ struct JobSettings {
   // Rewrap batches in flight at once, each on its own thread and FileIo
   // (RewrapOptions::threads): one batch's syncfs overlaps the next one's I/O and crypto.
   size_t rewrap_threads = kServiceRewrapThreads;
+  // The directories volume metadata files may lie in: a volume whose table path is not
+  // a normalized path strictly below one of them is failed unopened (engine
+  // PathLiesBelow; docs/ARCHITECTURE.md §4). Empty = no check (engine tests only).
+  std::vector<std::string> volume_roots;
   // Makes the FileIo of each I/O thread of a job; empty = MakeFileIo(io_mode). Tests
   // put the fault-injecting seam here.
   std::function<Result<std::unique_ptr<FileIo>>()> make_io;
 };
+
+// Descriptors svmkeyd keeps for everything but volume files in flight: the bus, the
+// table's connections and their journal files, io_uring rings, signalfd, logs, and the
+// handful a call or job opens besides the batch (docs/ARCHITECTURE.md §4).
+inline constexpr uint64_t kDescriptorReserve = 256;
+
+// The largest batch size, at most `batch_size`, with which a job's volume files in
+// flight (batch × rewrap_threads, one descriptor per volume) plus kDescriptorReserve fit
+// in `nofile_soft` descriptors; at least 1.
+size_t BatchSizeWithinDescriptors(size_t batch_size, size_t rewrap_threads,
+                                  uint64_t nofile_soft);
 
 // The FileIo of one I/O thread of a job, per `settings`; `note` (may be null) receives
 // why io_uring was not used.

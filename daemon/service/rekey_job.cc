@@ -165,7 +165,10 @@ bool RecordBatch(RekeyRun& run, table::VolumeTable& volumes, RewrapTally& t,
   for (size_t i = 0; i < r.volumes.size(); ++i) {
     const RewrapVolumeResult& res = r.results[i];
     if (res.outcome == RewrapOutcome::kFailed) {
-      if (t.failed++ == 0) {
+      // A resource failure (7) names the job's error even when a damaged volume came
+      // first: the operator must fix the host before a rerun can tell anything else.
+      if (t.failed++ == 0 || (res.status.code() == ErrorCode::kResourceLimit &&
+                              t.first_failure.code() != ErrorCode::kResourceLimit)) {
         t.first_failure = res.status;
         t.first_failed_volume = r.volumes[i].id.volume.ToString() + " (" + r.volumes[i].path + ")";
       }
@@ -204,7 +207,10 @@ Status VolumeFailures(const RekeyRun& run, const RewrapTally& t, uint64_t total)
                     " volumes could not be rewrapped; first: volume " + t.first_failed_volume +
                     ": " + t.first_failure.message() + ". SVM-KEK generations " + Gen(run.g) +
                     " and " + Gen(run.g + 1) +
-                    " are both kept; run rekey-internal again after repairing the volume");
+                    " are both kept; run rekey-internal again after " +
+                    (t.first_failure.code() == ErrorCode::kResourceLimit
+                         ? "freeing the resource"
+                         : "repairing the volume"));
 }
 
 // Phase 4.
@@ -226,6 +232,7 @@ Status RewrapPhase(RekeyRun& run) {
   options.batch_size = run.settings.batch_size;
   options.threads = run.settings.rewrap_threads;
   options.make_io = [&settings = run.settings] { return MakeJobFileIo(settings); };
+  options.roots = run.settings.volume_roots;
   const RewrapKeys rk{run.old_kek.get(), run.g, run.new_kek.get(), run.g + 1};
   const auto start = Clock::now();
   // With several rewrap threads the callback (and the source) still runs one call at a

@@ -35,11 +35,15 @@ JobOutcome RunVerify(JobContext& ctx, KeyService& keys, const JobSettings& setti
     if (!n.ok()) return FinishJob(ctx, n.status());
     if (*n == 0) break;
     std::span<const VolumeRef> page(refs.data(), *n);
-    s = VerifyVolumes(**io, keys.key_table(), ring, page, std::span(results.data(), *n));
+    s = VerifyVolumes(**io, keys.key_table(), ring, page, std::span(results.data(), *n), nullptr,
+                      settings.volume_roots);
     if (!s.ok()) return FinishJob(ctx, s);
     for (size_t i = 0; i < *n; ++i) {
       if (results[i].status.ok() && results[i].generation == installed->generation) continue;
-      if (failed++ == 0) {
+      // A resource failure (7) names the job's error even after a damaged volume.
+      const bool resource = results[i].status.code() == ErrorCode::kResourceLimit &&
+                            first.code() != ErrorCode::kResourceLimit;
+      if (failed++ == 0 || resource) {
         first = results[i].status.ok()
                     ? Status(ErrorCode::kSvmKekUnwrapFailed, "blob is at generation " +
                                                                  std::to_string(results[i].generation))

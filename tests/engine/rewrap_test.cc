@@ -4,7 +4,11 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <fcntl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
@@ -580,6 +584,124 @@ TEST_P(RewrapTest, EmptySourceIsNoWork) {
   auto c = set.Rewrap(*io_);
   ASSERT_TRUE(c.ok());
   EXPECT_EQ(c->total, 0u);
+}
+
+// What a member of the volume root's group could put in place of a metadata file
+// (docs/ARCHITECTURE.md §4): each fails its own volume, promptly, and nothing is
+// followed, read past or changed; the other volumes are rewrapped.
+TEST_P(RewrapTest, NonRegularFilesAndSymlinksFailOnlyTheirVolume) {
+  VolumeSet set;
+  set.Add(12);
+  auto& v = set.volumes();
+  // 1: a FIFO nobody writes to; 3: a FIFO with a writer that stays silent (the test
+  // holds it open); 5: a symlink to a valid copy of the file; 7: a directory;
+  // 9: a path through a symlinked directory.
+  const std::string target = set.dir() + "/target.meta";
+  ASSERT_EQ(0, ::rename(v[5].path.c_str(), target.c_str()));
+  const auto target_before = ReadWholeFile(target);
+  ASSERT_EQ(0, ::symlink(target.c_str(), v[5].path.c_str()));
+  ASSERT_EQ(0, ::unlink(v[1].path.c_str()));
+  ASSERT_EQ(0, ::mkfifo(v[1].path.c_str(), 0600));
+  ASSERT_EQ(0, ::unlink(v[3].path.c_str()));
+  ASSERT_EQ(0, ::mkfifo(v[3].path.c_str(), 0600));
+  const int writer = ::open(v[3].path.c_str(), O_RDWR | O_NONBLOCK | O_CLOEXEC);
+  ASSERT_GE(writer, 0);
+  ASSERT_EQ(0, ::unlink(v[7].path.c_str()));
+  ASSERT_EQ(0, ::mkdir(v[7].path.c_str(), 0700));
+  const std::string real_dir = set.dir() + "/real";
+  ASSERT_EQ(0, ::mkdir(real_dir.c_str(), 0700));
+  const std::string moved = real_dir + "/v9.meta";
+  ASSERT_EQ(0, ::rename(v[9].path.c_str(), moved.c_str()));
+  const auto moved_before = ReadWholeFile(moved);
+  ASSERT_EQ(0, ::symlink(real_dir.c_str(), (set.dir() + "/link").c_str()));
+  v[9].path = set.dir() + "/link/v9.meta";
+
+  const std::pair<size_t, const char*> expected[] = {{1, "not a regular file"},
+                                                     {3, "not a regular file"},
+                                                     {5, "symbolic link"},
+                                                     {7, "not a regular file"},
+                                                     {9, "symbolic link"}};
+  // Verify and rewrap each finish within seconds (a read of a pipe would wait forever).
+  const auto t0 = std::chrono::steady_clock::now();
+  std::vector<OpenResult> verified(v.size());
+  ASSERT_TRUE(VerifyVolumes(*io_, set.table(), set.Ring(true, false), v, verified).ok());
+  std::vector<RewrapVolumeResult> seen(v.size());
+  auto c = set.Rewrap(*io_, Batch(16), [&](const RewrapBatchReport& r) {
+    for (size_t k = 0; k < r.results.size(); ++k) seen[r.first_index + k] = r.results[k];
+    return true;
+  });
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(30));
+  ::close(writer);
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(c->failed, std::size(expected));
+  EXPECT_EQ(c->rewrapped, v.size() - std::size(expected));
+  for (const auto& [i, why] : expected) {
+    SCOPED_TRACE(i);
+    EXPECT_EQ(verified[i].status.code(), ErrorCode::kInvalidEncryptionBlob);
+    EXPECT_THAT(verified[i].status.message(), ::testing::HasSubstr(why));
+    EXPECT_EQ(seen[i].outcome, RewrapOutcome::kFailed);
+    EXPECT_EQ(seen[i].status.code(), ErrorCode::kInvalidEncryptionBlob);
+    EXPECT_THAT(seen[i].status.message(), ::testing::HasSubstr(why));
+  }
+  // Nothing behind a symlink was touched.
+  EXPECT_EQ(ReadWholeFile(target), target_before);
+  EXPECT_EQ(ReadWholeFile(moved), moved_before);
+}
+
+// Out of descriptors: the volumes that could not be opened are reported as 7
+// ResourceLimit with the limit in the message, never as damaged (65536889); a rerun
+// with room finishes them. Runs in a forked child so the tiny limit stays there.
+TEST_P(RewrapTest, DescriptorExhaustionIsAResourceErrorNotADamagedVolume) {
+  VolumeSet set;
+  set.Add(200);
+  const pid_t pid = ::fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    // Child: exit code 0 = as expected, else which check failed.
+    const rlimit tiny{64, 64};
+    if (::setrlimit(RLIMIT_NOFILE, &tiny) != 0) ::_exit(10);
+    auto io = MakeFileIo(GetParam());
+    if (!io.ok()) ::_exit(11);
+    std::vector<OpenResult> verified(set.volumes().size());
+    if (!VerifyVolumes(**io, set.table(), set.Ring(true, false), set.volumes(), verified).ok()) {
+      ::_exit(12);
+    }
+    size_t resource = 0;
+    for (const OpenResult& r : verified) {
+      if (r.status.ok()) continue;
+      if (r.status.code() != ErrorCode::kResourceLimit) ::_exit(13);
+      if (r.status.message().find("RLIMIT_NOFILE soft 64") == std::string::npos) ::_exit(14);
+      ++resource;
+    }
+    if (resource == 0) ::_exit(15);
+    bool only_resource = true;
+    auto c = set.Rewrap(**io, Batch(200), [&](const RewrapBatchReport& r) {
+      for (const auto& res : r.results) {
+        if (res.outcome == RewrapOutcome::kFailed && res.status.code() != ErrorCode::kResourceLimit) {
+          only_resource = false;
+        }
+      }
+      return true;
+    });
+    if (!c.ok()) ::_exit(16);
+    if (!only_resource) ::_exit(17);
+    if (c->failed == 0) ::_exit(18);
+    ::_exit(0);
+  }
+  int status = 0;
+  ASSERT_EQ(pid, ::waitpid(pid, &status, 0));
+  ASSERT_TRUE(WIFEXITED(status)) << status;
+  EXPECT_EQ(WEXITSTATUS(status), 0);
+  // With the normal limit a rerun finishes what the child could not open; no volume
+  // was damaged on the way.
+  auto c = set.Rewrap(*io_, Batch(64));
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(c->failed, 0u);
+  EXPECT_EQ(c->rewrapped + c->already_current, 200u);
+  EXPECT_GT(c->rewrapped, 0u);
+  for (const auto& r : set.Verify(set.Ring(false, true))) {
+    EXPECT_TRUE(r.status.ok()) << r.status.ToString();
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(Io, RewrapTest, ::testing::Values(IoMode::kSync, IoMode::kUring),

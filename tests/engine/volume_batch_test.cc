@@ -123,5 +123,40 @@ TEST_F(VolumeBatchTest, BeginResetsTheBatch) {
   EXPECT_EQ(io_.Count(IoOpKind::kClose), 0u);
 }
 
+TEST(PathLiesBelowTest, AcceptsOnlyNormalizedPathsStrictlyBelowARoot) {
+  const std::vector<std::string> roots = {"/var/lib/svmkey/volumes", "/srv/sets"};
+  const std::pair<const char*, bool> cases[] = {
+      {"/var/lib/svmkey/volumes/svm/v.meta", true},
+      {"/srv/sets/a/vol/00/v.meta", true},
+      {"/var/lib/svmkey/volumes", false},           // the root itself
+      {"/var/lib/svmkey/volumes/", false},          // trailing slash
+      {"/var/lib/svmkey/volumesX/v.meta", false},   // a sibling sharing the prefix
+      {"/var/lib/svmkey/volumes/../rdb.sqlite", false},
+      {"/var/lib/svmkey/volumes/./v.meta", false},
+      {"/var/lib/svmkey/volumes//v.meta", false},
+      {"var/lib/svmkey/volumes/v.meta", false},     // relative
+      {"/etc/shadow", false},
+      {"", false},
+  };
+  for (const auto& [path, want] : cases) {
+    EXPECT_EQ(PathLiesBelow(path, roots), want) << path;
+  }
+  EXPECT_TRUE(PathLiesBelow("/x/y", std::vector<std::string>{"/"}));
+  EXPECT_FALSE(PathLiesBelow("/x/y", {}));
+}
+
+TEST_F(VolumeBatchTest, PathsOutsideTheRootsAreNotOpened) {
+  MakeFiles(2, {});
+  const std::vector<std::string> roots = {"/nonexistent-root"};
+  VolumeBatch batch(2);
+  batch.set_roots(roots);
+  batch.Begin(2);
+  std::vector<int32_t> errors;
+  ASSERT_TRUE(batch.Open(io_, refs_, O_RDONLY, 0, [&](size_t, int32_t e) { errors.push_back(e); }).ok());
+  EXPECT_EQ(errors, (std::vector<int32_t>{-kErrOutsideRoots, -kErrOutsideRoots}));
+  EXPECT_EQ(io_.Count(IoOpKind::kOpen), 0u);
+  EXPECT_EQ(batch.remaining(), 0u);
+}
+
 }  // namespace
 }  // namespace svmkey
