@@ -14,7 +14,8 @@ void Create(BusContext& bus, sdbus::Result<std::string>&& result, const std::str
   v.svm = bus.ResolveSvm(svm);
   v.name = RequireName(name, "name");
   OptionReader o(options);
-  if (auto d = o.Unsigned("dsid", 1, UINT64_MAX)) v.dsid = *d;
+  // The table stores a DSID as a signed 64-bit integer.
+  if (auto d = o.Unsigned("dsid", 1, INT64_MAX)) v.dsid = *d;
   if (auto km = o.String("key_manager", 16)) {
     auto k = table::KeyManagerFromString(*km);
     if (!k) Throw(ErrorCode::kInvalidValue, "key_manager must be 'data' or 'admin'");

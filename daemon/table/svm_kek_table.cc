@@ -108,14 +108,10 @@ Status InsertInitialActiveLocked(Db& db, const Uuid& svm, uint64_t generation,
 
 Status SvmKekTable::InsertInitialActive(const Uuid& svm, uint64_t generation,
                                         const WrappedSvmKek& wrapped, const std::string& key_id) {
-  Rdb::Session s = rdb_.Lock();
-  Db& db = s.db();
-  Result<Transaction> txn = Transaction::Begin(db);
-  if (!txn.ok()) return txn.status();
-  SVMKEY_RETURN_IF_ERROR(
-      InsertInitialActiveLocked(db, svm, generation, wrapped, key_id, s.now_ms()));
-  // COMMIT POINT: the SVM has its first SVM-KEK; volumes may now be created under it.
-  return txn->Commit();
+  // No volumes: the SVM's first encrypted volume is created under the key afterwards.
+  return InsertInitialActiveWithVolumes(svm, generation, wrapped, key_id,
+                                        [](std::vector<VolumeRow>*) { return Status::Ok(); })
+      .status();
 }
 
 Result<uint64_t> SvmKekTable::InsertInitialActiveWithVolumes(const Uuid& svm, uint64_t generation,
