@@ -14,6 +14,7 @@
 #include <chrono>
 #include <filesystem>
 #include <string>
+#include <vector>
 
 #include "daemon/core/event_loop.h"
 #include "daemon/core/log.h"
@@ -52,6 +53,10 @@ int Main(int argc, char** argv) {
   size_t rewrap_threads = job_defaults.rewrap_threads;
   app.add_option("--state-dir", state_dir, "Table (rdb.sqlite) and host key directory")->capture_default_str();
   app.add_option("--volume-root", volume_root, "Where new volumes' metadata files go (default STATE_DIR/volumes)");
+  std::vector<std::string> volume_set_roots;
+  app.add_option("--volume-set-root", volume_set_roots,
+                 "A directory beneath which RegisterVolumeSet may find volume sets, besides the "
+                 "volume root (repeatable)");
   app.add_option("--io-mode", io_mode_text, "auto (io_uring, falling back to sync), uring or sync")->capture_default_str();
   app.add_option("--batch-size", batch_size, "Volumes per rewrap batch")->check(CLI::Range(1, 65536))->capture_default_str();
   app.add_option("--rewrap-threads", rewrap_threads, "Rewrap batches in flight at once, one thread each")->check(CLI::Range(1, 16))->capture_default_str();
@@ -112,6 +117,9 @@ int Main(int argc, char** argv) {
 
   KeyManagerSettings settings;
   settings.volume_root = volume_root;
+  for (const std::string& root : volume_set_roots) {
+    settings.volume_set_roots.push_back(std::filesystem::absolute(root).lexically_normal());
+  }
   settings.jobs = job_settings;
   if (const group* g = ::getgrnam("svmkey")) settings.operator_gid = g->gr_gid;
 

@@ -37,10 +37,12 @@ void RegisterSet(BusContext& bus, sdbus::Result<uint64_t>&& result, const std::s
   VolumeSetImport set;
   set.caller_uid = caller.uid;
   set.svm = bus.ResolveSvm(svm);
-  if (directory.empty() || directory[0] != '/' || directory.size() > kMaxStringBytes) {
-    Throw(ErrorCode::kInvalidValue, "directory must be an absolute path");
-  }
-  set.directory = directory;
+  if (directory.size() > kMaxStringBytes) Throw(ErrorCode::kInvalidValue, "directory is too long");
+  // Lexical only (no file is looked at on the loop): beneath the volume root or a root
+  // the administrator configured.
+  std::vector<std::string> roots = bus.settings.volume_set_roots;
+  roots.push_back(bus.settings.volume_root);
+  set.directory = Check(LocateVolumeSetDirectory(directory, roots));
   OptionReader o(options);
   auto kek_file = o.String("kek_file");
   set.keep_kek_file = o.Bool("keep_kek_file").value_or(false);
