@@ -151,7 +151,17 @@ Result<SecureBuffer> OpenSealed(Rdb& rdb, const Uuid& uuid, const char* sql,
     return Status(ErrorCode::kEntryNotFound,
                   "Barbican config " + uuid.ToString() + " has no " + std::string(field));
   }
-  return s.host_key().Open(uuid, field, st->ColumnBlob(0));
+  Result<SecureBuffer> opened = s.host_key().Open(uuid, field, st->ColumnBlob(0));
+  if (opened.status().code() == ErrorCode::kDecryptFailed) {
+    // The one way out is to store the secret again: it is then sealed under the host
+    // key the daemon has now.
+    const bool credential = field == kCredSecretField;
+    return Status(ErrorCode::kDecryptFailed,
+                  std::string(credential ? "stored credential" : "stored proxy password") +
+                      " cannot be unsealed: the host key changed or was lost; re-enter it with " +
+                      (credential ? "UpdateBarbicanCredentials" : "UpdateBarbicanConfig"));
+  }
+  return opened;
 }
 
 // Runs a prepared one-row UPDATE of barbican_configs and commits it; a config that is
