@@ -101,8 +101,11 @@ table::SvmKekTable::VolumeRowBatches VolumeRowBatches(VolumeSource& source, cons
 Status ValidateManifest(volset::ManifestVolumeSource& source) {
   std::vector<std::array<uint8_t, 16>> uuids;
   std::vector<std::pair<uint64_t, uint64_t>> paths;
-  uuids.reserve(source.header().count);
-  paths.reserve(source.header().count);
+  // The header's count is the caller's word: reserve no more than a bounded guess, the
+  // vectors grow with the lines actually read.
+  const size_t expected = static_cast<size_t>(std::min<uint64_t>(source.header().count, 1 << 20));
+  uuids.reserve(expected);
+  paths.reserve(expected);
   std::vector<VolumeRef> refs(kRegisterBatch);
   for (;;) {
     auto n = source.Next(refs);
