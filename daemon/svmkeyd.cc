@@ -71,8 +71,9 @@ int Main(int argc, char** argv) {
   app.add_option("--state-dir", state_dir, "Table (rdb.sqlite) and host key directory")->capture_default_str();
   app.add_option("--volume-root", volume_root, "Where new volumes' metadata files go (default STATE_DIR/volumes)");
   app.add_option("--volume-set-root", volume_set_roots,
-                 "A directory volume sets may lie in besides the volume root (repeatable); "
-                 "rekey and verify open no volume file outside these roots");
+                 "A directory volume sets may lie in besides the volume root (repeatable): "
+                 "RegisterVolumeSet accepts sets beneath it, rekey and verify open no volume "
+                 "file outside these roots");
   app.add_option("--io-mode", io_mode_text, "auto (io_uring, falling back to sync), uring or sync")->capture_default_str();
   app.add_option("--batch-size", batch_size, "Volumes per rewrap batch")->check(CLI::Range(1, 65536))->capture_default_str();
   app.add_option("--rewrap-threads", rewrap_threads, "Rewrap batches in flight at once, one thread each")->check(CLI::Range(1, 16))->capture_default_str();
@@ -90,6 +91,7 @@ int Main(int argc, char** argv) {
     return out;
   };
   volume_root = normalize(volume_root);
+  for (std::string& root : volume_set_roots) root = normalize(root);
 
   Harden();
   // Block the termination signals in every thread; the event loop reads them.
@@ -102,7 +104,8 @@ int Main(int argc, char** argv) {
 
   JobSettings job_settings;
   job_settings.volume_roots.push_back(volume_root);
-  for (const std::string& root : volume_set_roots) job_settings.volume_roots.push_back(normalize(root));
+  job_settings.volume_roots.insert(job_settings.volume_roots.end(), volume_set_roots.begin(),
+                                   volume_set_roots.end());
   const uint64_t nofile = RaiseDescriptorLimit();
   if (const size_t fit = BatchSizeWithinDescriptors(batch_size, rewrap_threads, nofile); fit < batch_size) {
     LogWarning("batch size reduced from " + std::to_string(batch_size) + " to " + std::to_string(fit) +
@@ -150,6 +153,7 @@ int Main(int argc, char** argv) {
 
   KeyManagerSettings settings;
   settings.volume_root = volume_root;
+  settings.volume_set_roots = volume_set_roots;
   settings.jobs = job_settings;
   if (const group* g = ::getgrnam("svmkey")) settings.operator_gid = g->gr_gid;
 

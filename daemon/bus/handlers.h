@@ -36,6 +36,8 @@ namespace svmkey::daemon {
 
 struct KeyManagerSettings {
   std::string volume_root;  // new volumes' metadata files: <root>/<svm uuid>/<uuid>.meta
+  // Besides volume_root, where RegisterVolumeSet may find volume sets (--volume-set-root).
+  std::vector<std::string> volume_set_roots;
   gid_t operator_gid = static_cast<gid_t>(-1);  // group "svmkey"; -1 = root only
   JobSettings jobs;
 };

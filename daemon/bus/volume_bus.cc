@@ -14,7 +14,8 @@ void Create(BusContext& bus, sdbus::Result<std::string>&& result, const std::str
   v.svm = bus.ResolveSvm(svm);
   v.name = RequireName(name, "name");
   OptionReader o(options);
-  if (auto d = o.Unsigned("dsid", 1, UINT64_MAX)) v.dsid = *d;
+  // The table stores a DSID as a signed 64-bit integer.
+  if (auto d = o.Unsigned("dsid", 1, INT64_MAX)) v.dsid = *d;
   if (auto km = o.String("key_manager", 16)) {
     auto k = table::KeyManagerFromString(*km);
     if (!k) Throw(ErrorCode::kInvalidValue, "key_manager must be 'data' or 'admin'");
@@ -36,16 +37,18 @@ void RegisterSet(BusContext& bus, sdbus::Result<uint64_t>&& result, const std::s
   VolumeSetImport set;
   set.caller_uid = caller.uid;
   set.svm = bus.ResolveSvm(svm);
-  if (directory.empty() || directory[0] != '/' || directory.size() > kMaxStringBytes) {
-    Throw(ErrorCode::kInvalidValue, "directory must be an absolute path");
-  }
-  set.directory = directory;
   OptionReader o(options);
   auto kek_file = o.String("kek_file");
   set.keep_kek_file = o.Bool("keep_kek_file").value_or(false);
   o.Finish();
   if (!kek_file) Throw(ErrorCode::kMissingValue, "kek_file is required");
   set.kek_file = *kek_file;
+  // After the options (their errors come first). Lexical only, no file is looked at on
+  // the loop: beneath the volume root or a root the administrator configured.
+  if (directory.size() > kMaxStringBytes) Throw(ErrorCode::kInvalidValue, "directory is too long");
+  std::vector<std::string> roots = bus.settings.volume_set_roots;
+  roots.push_back(bus.settings.volume_root);
+  set.directory = Check(LocateVolumeSetDirectory(directory, roots));
   bus.Defer(std::move(result),
             [&keys = bus.keys, set](table::Rdb& rdb) { return RegisterVolumeSet(rdb, keys, set); });
 }

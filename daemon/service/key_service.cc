@@ -10,8 +10,11 @@ namespace svmkey::daemon {
 
 namespace {
 
-// The client settings of Barbican configuration `config`, secrets unsealed.
-Result<barbican::BarbicanConfig> ClientConfig(table::Rdb& rdb, const Uuid& config) {
+// The client settings of Barbican configuration `config`, secrets unsealed; with
+// `stored_secret` false the application credential secret is left empty for the caller
+// to fill (a credential being replaced need not open: the host key may have been lost).
+Result<barbican::BarbicanConfig> ClientConfig(table::Rdb& rdb, const Uuid& config,
+                                              bool stored_secret = true) {
   table::KeyStoreTable stores(rdb);
   auto row = stores.GetBarbicanConfig(config);
   if (!row.ok()) return row.status();
@@ -19,12 +22,13 @@ Result<barbican::BarbicanConfig> ClientConfig(table::Rdb& rdb, const Uuid& confi
   bc.keystone_url = row->keystone_url;
   bc.key_id = row->key_id;
   bc.application_cred_id = row->application_cred_id;
-  auto secret = stores.GetCredentialSecret(config);
-  if (!secret.ok()) {
-    return Status(ErrorCode::kNoExternalKeyValueStore,
-                  "cannot unseal the application credential secret: " + secret.status().message());
+  if (stored_secret) {
+    auto secret = stores.GetCredentialSecret(config);
+    if (!secret.ok()) {
+      return Status(ErrorCode::kNoExternalKeyValueStore, secret.status().message());
+    }
+    bc.application_cred_secret = std::move(secret).value();
   }
-  bc.application_cred_secret = std::move(secret).value();
   bc.verify = row->settings.verify;
   bc.verify_host = row->settings.verify_host;
   bc.timeout_seconds = static_cast<int>(row->settings.timeout_s);
@@ -81,7 +85,7 @@ Result<std::shared_ptr<ExternalKeySource>> KeyService::Client(table::Rdb& rdb, c
 
 Status KeyService::CheckCredentials(table::Rdb& rdb, const Uuid& config, const std::string& cred_id,
                                     const SecureBuffer& secret) {
-  auto bc = ClientConfig(rdb, config);
+  auto bc = ClientConfig(rdb, config, /*stored_secret=*/false);
   if (!bc.ok()) return bc.status();
   bc->application_cred_id = cred_id;
   auto copy = SecureBuffer::Allocate(secret.size());

@@ -2,11 +2,19 @@
 
 #include <unistd.h>
 
+#include <algorithm>
+#include <array>
+#include <cstdint>
 #include <filesystem>
+#include <functional>
+#include <memory>
+#include <string_view>
+#include <utility>
 
 #include "daemon/core/log.h"
 #include "daemon/service/caller_file.h"
 #include "daemon/service/prechecks.h"
+#include "daemon/service/volume_set_directory.h"
 #include "daemon/table/svm_kek_table.h"
 #include "engine/file_io.h"
 #include "engine/svm_kek.h"
@@ -54,52 +62,104 @@ Status RefuseNewKeysUnlessActive(table::Rdb& rdb, const Uuid& svm) {
   return Status::Ok();
 }
 
+// Two independent 64-bit hashes of a path (FNV-1a and std::hash): equal digests of
+// different paths are as unlikely as a 128-bit collision.
+std::pair<uint64_t, uint64_t> PathDigest(std::string_view path) {
+  uint64_t fnv = 14695981039346656037ull;
+  for (unsigned char c : path) fnv = (fnv ^ c) * 1099511628211ull;
+  return {fnv, std::hash<std::string_view>{}(path)};
+}
+
+// The table's rows for the next batch of `source`'s volumes, for
+// SvmKekTable::InsertInitialActiveWithVolumes.
+table::SvmKekTable::VolumeRowBatches VolumeRowBatches(VolumeSource& source, const Uuid& svm,
+                                                      uint64_t generation) {
+  auto refs = std::make_shared<std::vector<VolumeRef>>(kRegisterBatch);
+  return [&source, svm, generation, refs](std::vector<table::VolumeRow>* rows) -> Status {
+    auto n = source.Next(*refs);
+    if (!n.ok()) return n.status();
+    rows->reserve(*n);
+    for (size_t i = 0; i < *n; ++i) {
+      const VolumeRef& ref = (*refs)[i];
+      table::VolumeRow row;
+      row.uuid = ref.id.volume;
+      row.svm = svm;
+      row.name = ref.id.volume.ToString();
+      row.dsid = ref.id.dsid;
+      row.metadata_path = ref.path;
+      row.generation = generation;
+      rows->push_back(std::move(row));
+    }
+    return Status::Ok();
+  };
+}
+
+// The check pass over a whole manifest, before anything is adopted: every line parses,
+// the number of lines is the header's count (the source checks both), no volume uuid
+// or path appears twice, every DSID fits the table's signed 64-bit column. Memory: 32
+// bytes per volume (a uuid and a 128-bit digest of the path).
+Status ValidateManifest(volset::ManifestVolumeSource& source) {
+  std::vector<std::array<uint8_t, 16>> uuids;
+  std::vector<std::pair<uint64_t, uint64_t>> paths;
+  // The header's count is the caller's word: reserve no more than a bounded guess, the
+  // vectors grow with the lines actually read.
+  const size_t expected = static_cast<size_t>(std::min<uint64_t>(source.header().count, 1 << 20));
+  uuids.reserve(expected);
+  paths.reserve(expected);
+  std::vector<VolumeRef> refs(kRegisterBatch);
+  for (;;) {
+    auto n = source.Next(refs);
+    if (!n.ok()) return n.status();
+    if (*n == 0) break;
+    for (size_t i = 0; i < *n; ++i) {
+      if (refs[i].id.dsid > static_cast<uint64_t>(INT64_MAX)) {
+        return Status(ErrorCode::kInvalidValue, source.dir() + "/volset.manifest: volume " +
+                                                    refs[i].id.volume.ToString() +
+                                                    ": DSID must be below 2^63");
+      }
+      uuids.push_back(refs[i].id.volume.bytes);
+      paths.push_back(PathDigest(refs[i].path));
+    }
+  }
+  std::sort(uuids.begin(), uuids.end());
+  if (auto d = std::adjacent_find(uuids.begin(), uuids.end()); d != uuids.end()) {
+    Uuid dup;
+    dup.bytes = *d;
+    return Status(ErrorCode::kInvalidValue,
+                  source.dir() + "/volset.manifest: volume " + dup.ToString() + " is listed twice");
+  }
+  std::sort(paths.begin(), paths.end());
+  if (std::adjacent_find(paths.begin(), paths.end()) != paths.end()) {
+    return Status(ErrorCode::kInvalidValue,
+                  source.dir() + "/volset.manifest: two volumes name the same file");
+  }
+  return Status::Ok();
+}
+
 // Adopts the KEK file as generation `generation` of the SVM's SVM-KEK: wrapped under the
-// key store `config`, stored as the active row, installed in the key table.
+// key store `config`, stored as the active row together with a row per volume of
+// `volumes` (one transaction), installed in the key table. Sets `*count` to the rows.
 Status AdoptKekFile(table::Rdb& rdb, KeyService& keys, const Uuid& config, const Uuid& svm,
-                    uint64_t generation, const CallerFile& kek_file) {
+                    uint64_t generation, const CallerFile& kek_file, VolumeSource& volumes,
+                    uint64_t* count) {
   KeyTable& kt = keys.key_table();
   auto kek = volset::ImportKekFd(kt, kek_file.fd(), kek_file.path());
   if (!kek.ok()) return kek.status();
   std::string key_id;
   auto wrapped = keys.WrapSvmKek(rdb, config, svm, generation, *kek, &key_id);
-  Status s = wrapped.ok()
-                 ? table::SvmKekTable(rdb).InsertInitialActive(svm, generation, *wrapped, key_id)
-                 : wrapped.status();
+  Status s = wrapped.status();
+  if (s.ok()) {
+    auto inserted = table::SvmKekTable(rdb).InsertInitialActiveWithVolumes(
+        svm, generation, *wrapped, key_id, VolumeRowBatches(volumes, svm, generation));
+    s = inserted.status();
+    if (inserted.ok()) *count = *inserted;
+  }
   if (!s.ok()) {
     kt.Release(*kek).IgnoreError();
     return s;
   }
   keys.Install(svm, generation, *kek);
   return Status::Ok();
-}
-
-// Inserts a row for every volume of `source`; returns how many.
-Result<uint64_t> InsertVolumeRows(table::Rdb& rdb, VolumeSource& source, const Uuid& svm,
-                                  uint64_t generation) {
-  table::VolumeTable volumes(rdb);
-  std::vector<VolumeRef> refs(kRegisterBatch);
-  std::vector<table::VolumeRow> rows;
-  rows.reserve(refs.size());
-  uint64_t count = 0;
-  for (;;) {
-    auto n = source.Next(refs);
-    if (!n.ok()) return n.status();
-    if (*n == 0) return count;
-    rows.clear();
-    for (size_t i = 0; i < *n; ++i) {
-      table::VolumeRow row;
-      row.uuid = refs[i].id.volume;
-      row.svm = svm;
-      row.name = refs[i].id.volume.ToString();
-      row.dsid = refs[i].id.dsid;
-      row.metadata_path = refs[i].path;
-      row.generation = generation;
-      rows.push_back(std::move(row));
-    }
-    SVMKEY_RETURN_IF_ERROR(volumes.InsertMany(rows));
-    count += *n;
-  }
 }
 
 }  // namespace
@@ -139,11 +199,11 @@ Result<Uuid> CreateVolume(table::Rdb& rdb, KeyService& keys, const std::string& 
 }
 
 Result<uint64_t> RegisterVolumeSet(table::Rdb& rdb, KeyService& keys, const VolumeSetImport& set) {
-  auto source = volset::ManifestVolumeSource::Open(set.directory);
+  auto source = OpenVolumeSetManifest(set.directory);
   if (!source.ok()) return source.status();
   const auto& header = (*source)->header();
   if (!(header.svm == set.svm)) {
-    return Status(ErrorCode::kInvalidValue, "the volume set in " + set.directory +
+    return Status(ErrorCode::kInvalidValue, "the volume set in " + set.directory.path +
                                                 " belongs to SVM " + header.svm.ToString());
   }
   auto enabled = EnabledKeyStore(rdb, set.svm);
@@ -153,20 +213,24 @@ Result<uint64_t> RegisterVolumeSet(table::Rdb& rdb, KeyService& keys, const Volu
                   "SVM already has an SVM-KEK; a volume set can be "
                   "registered only on an SVM without encrypted volumes");
   }
+  // Check, then commit: the whole manifest is read and validated before the KEK is
+  // touched, then read again inside the one transaction that adopts the KEK and inserts
+  // every row (which fails, and leaves the table as it was, if the file changed).
+  SVMKEY_RETURN_IF_ERROR(ValidateManifest(**source));
+  SVMKEY_RETURN_IF_ERROR((*source)->Rewind());
   // The caller's own file only: the daemon reads and removes it with root's rights.
   auto kek_file = CallerFile::Open(set.kek_file, set.caller_uid, "kek_file");
   if (!kek_file.ok()) return kek_file.status();
-  SVMKEY_RETURN_IF_ERROR(
-      AdoptKekFile(rdb, keys, enabled->uuid, set.svm, header.generation, *kek_file));
-  auto count = InsertVolumeRows(rdb, **source, set.svm, header.generation);
-  if (!count.ok()) return count.status();
+  uint64_t count = 0;
+  SVMKEY_RETURN_IF_ERROR(AdoptKekFile(rdb, keys, enabled->uuid, set.svm, header.generation,
+                                      *kek_file, **source, &count));
   // Removed only after a complete registration, and only while the path still names the
   // file that was imported.
   if (!set.keep_kek_file) {
     Status removed = kek_file->Remove();
     if (!removed.ok()) LogWarning("could not remove the KEK file: " + removed.message());
   }
-  LogInfo("registered " + std::to_string(*count) + " volumes of " + set.directory + " for SVM " +
+  LogInfo("registered " + std::to_string(count) + " volumes of " + set.directory.path + " for SVM " +
           set.svm.ToString() + " at generation " + std::to_string(header.generation));
   return count;
 }

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "daemon/service/key_service.h"
+#include "daemon/service/volume_set_directory.h"
 #include "daemon/table/rdb.h"
 #include "daemon/table/states.h"
 #include "daemon/table/volume_table.h"
@@ -33,7 +34,7 @@ Result<Uuid> CreateVolume(table::Rdb& rdb, KeyService& keys, const std::string& 
 
 struct VolumeSetImport {
   Uuid svm;
-  std::string directory;  // the volume set's manifest directory (absolute)
+  VolumeSetDirectory directory;  // where the manifest is (volume_set_directory.h)
   std::string kek_file;   // the KEK file svmkey-volset wrote; must be the caller's own
   bool keep_kek_file = false;
   uid_t caller_uid = 0;   // whose file kek_file must be (caller_file.h)
@@ -41,9 +42,13 @@ struct VolumeSetImport {
 
 // Adopts the KEK file as the SVM's initial SVM-KEK (wrapped under its enabled key store)
 // and inserts a row per volume of the set. Only for an SVM without an SVM-KEK
-// (DuplicateEntry otherwise). The KEK file is opened as a CallerFile of `caller_uid`
-// (InvalidValue otherwise) and removed, unless kept, only after every row is in.
-// Returns the number of volumes registered.
+// (DuplicateEntry otherwise). All or nothing: the manifest (opened as
+// OpenVolumeSetManifest says) is validated whole first (every line parses, as many lines
+// as the header's count, no volume or file twice), then the SVM-KEK and every row are
+// inserted in one transaction; any failure, or a crash, leaves the table as it was.
+// The KEK file is opened as a CallerFile of `caller_uid` (InvalidValue otherwise) and
+// removed, unless kept, only after every row is in. Returns the number of volumes
+// registered.
 Result<uint64_t> RegisterVolumeSet(table::Rdb& rdb, KeyService& keys, const VolumeSetImport& set);
 
 }  // namespace svmkey::daemon

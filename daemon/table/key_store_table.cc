@@ -99,11 +99,40 @@ Status WriteState(Db& db, const Uuid& uuid, KeyStoreState state, bool enabled) {
   return st->Run();
 }
 
-Status ValidateSettings(const BarbicanSettings& s) {
+// A proxy is a host and a port; a port, user name or password without a host (or a
+// host without a port) is a configuration the HTTPS client refuses at the next enable
+// or rekey, so it is refused when stored (barbican_config.cc ValidateConfig agrees).
+Status ValidateProxy(std::string_view host, int64_t port, bool has_username, bool has_password) {
+  if (host.empty() && (port != 0 || has_username || has_password)) {
+    return Status(ErrorCode::kInvalidValue,
+                  "proxy_host: proxy_port, proxy_username or proxy_password set without it");
+  }
+  if (!host.empty() && (port < 1 || port > 65535)) {
+    return Status(ErrorCode::kInvalidValue, "proxy_port must be 1..65535 when proxy_host is set");
+  }
+  return Status::Ok();
+}
+
+Status ValidateSettings(const BarbicanSettings& s, bool has_proxy_password) {
   if (s.proxy_type != "http" && s.proxy_type != "https") {
     return Status(ErrorCode::kInvalidValue, "proxy_type must be http or https");
   }
-  return Status::Ok();
+  return ValidateProxy(s.proxy_host, s.proxy_port, !s.proxy_username.empty(), has_proxy_password);
+}
+
+// The proxy settings of a config as stored (inside the updating transaction, so an
+// update that would leave a broken combination is rolled back).
+Status ValidateStoredProxy(Db& db, const Uuid& uuid) {
+  Result<Statement> st = db.Cached(
+      "SELECT proxy_host, proxy_port, proxy_username, proxy_password IS NOT NULL "
+      "FROM barbican_configs WHERE uuid = ?1");
+  if (!st.ok()) return st.status();
+  st->Bind(1, uuid.ToString());
+  Result<bool> row = st->Step();
+  if (!row.ok()) return row.status();
+  if (!row.value()) return Status(ErrorCode::kConfigNotFound, "Barbican config " + uuid.ToString());
+  return ValidateProxy(st->ColumnText(0), st->ColumnInt(1), !st->ColumnText(2).empty(),
+                       st->ColumnInt(3) != 0);
 }
 
 // Reads one sealed column of a config and opens it.
@@ -122,16 +151,29 @@ Result<SecureBuffer> OpenSealed(Rdb& rdb, const Uuid& uuid, const char* sql,
     return Status(ErrorCode::kEntryNotFound,
                   "Barbican config " + uuid.ToString() + " has no " + std::string(field));
   }
-  return s.host_key().Open(uuid, field, st->ColumnBlob(0));
+  Result<SecureBuffer> opened = s.host_key().Open(uuid, field, st->ColumnBlob(0));
+  if (opened.status().code() == ErrorCode::kDecryptFailed) {
+    // The one way out is to store the secret again: it is then sealed under the host
+    // key the daemon has now.
+    const bool credential = field == kCredSecretField;
+    return Status(ErrorCode::kDecryptFailed,
+                  std::string(credential ? "stored credential" : "stored proxy password") +
+                      " cannot be unsealed: the host key changed or was lost; re-enter it with " +
+                      (credential ? "UpdateBarbicanCredentials" : "UpdateBarbicanConfig"));
+  }
+  return opened;
 }
 
 // Runs a prepared one-row UPDATE of barbican_configs and commits it; a config that is
-// not there (the update changed nothing) is 65539832, and the transaction rolls back.
-Status RunConfigUpdate(Db& db, Transaction& txn, Statement& st, const Uuid& uuid) {
+// not there (the update changed nothing) is 65539832, and the transaction rolls back;
+// so does an update whose result fails ValidateStoredProxy when `check_proxy`.
+Status RunConfigUpdate(Db& db, Transaction& txn, Statement& st, const Uuid& uuid,
+                       bool check_proxy = false) {
   SVMKEY_RETURN_IF_ERROR(st.Run());
   if (db.changes() == 0) {
     return Status(ErrorCode::kConfigNotFound, "Barbican config " + uuid.ToString());
   }
+  if (check_proxy) SVMKEY_RETURN_IF_ERROR(ValidateStoredProxy(db, uuid));
   return txn.Commit();
 }
 
@@ -150,7 +192,8 @@ Status KeyStoreTable::CreateBarbicanConfig(const NewBarbicanConfig& c,
   if (application_cred_secret.empty()) {
     return Status(ErrorCode::kInvalidCredentialSecret, "application_cred_secret");
   }
-  SVMKEY_RETURN_IF_ERROR(ValidateSettings(c.settings));
+  SVMKEY_RETURN_IF_ERROR(
+      ValidateSettings(c.settings, proxy_password.has_value() && !proxy_password->empty()));
 
   Rdb::Session s = rdb_.Lock();
   Result<std::vector<uint8_t>> sealed_secret =
@@ -351,7 +394,8 @@ Status KeyStoreTable::UpdateSettings(const Uuid& uuid, const BarbicanSettingsPat
   } else {
     st->BindNull(11);
   }
-  return RunConfigUpdate(s.db(), *txn, *st, uuid);
+  // The merged result, not the patch, must be a usable proxy setting.
+  return RunConfigUpdate(s.db(), *txn, *st, uuid, /*check_proxy=*/true);
 }
 
 Result<SecureBuffer> KeyStoreTable::GetCredentialSecret(const Uuid& uuid) {

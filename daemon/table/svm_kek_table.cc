@@ -83,14 +83,10 @@ Status CheckRekeyKeyStore(Db& db, const Uuid& svm, const Uuid& key_store) {
   return Status::Ok();
 }
 
-}  // namespace
-
-Status SvmKekTable::InsertInitialActive(const Uuid& svm, uint64_t generation,
-                                        const WrappedSvmKek& wrapped, const std::string& key_id) {
-  Rdb::Session s = rdb_.Lock();
-  Db& db = s.db();
-  Result<Transaction> txn = Transaction::Begin(db);
-  if (!txn.ok()) return txn.status();
+// The SVM exists and gets `generation` as its first, active SVM-KEK.
+Status InsertInitialActiveLocked(Db& db, const Uuid& svm, uint64_t generation,
+                                 const WrappedSvmKek& wrapped, const std::string& key_id,
+                                 int64_t now) {
   {
     Result<Statement> st = db.Cached("SELECT 1 FROM svms WHERE uuid = ?1");
     if (!st.ok()) return st.status();
@@ -99,17 +95,55 @@ Status SvmKekTable::InsertInitialActive(const Uuid& svm, uint64_t generation,
     if (!row.ok()) return row.status();
     if (!row.value()) return Status(ErrorCode::kSvmNotFound, "svm " + svm.ToString());
   }
-  Status ins = InsertKek(db, svm, generation, wrapped, key_id, SvmKekState::kActive, s.now_ms());
-  if (!ins.ok()) {
-    if (ins.code() == ErrorCode::kDuplicateEntry) {
-      return Status(ErrorCode::kDuplicateEntry, "SVM " + svm.ToString() + " already has an "
-                                                "active SVM-KEK or generation " +
-                                                    std::to_string(generation));
-    }
-    return ins;
+  Status ins = InsertKek(db, svm, generation, wrapped, key_id, SvmKekState::kActive, now);
+  if (ins.code() == ErrorCode::kDuplicateEntry) {
+    return Status(ErrorCode::kDuplicateEntry, "SVM " + svm.ToString() + " already has an "
+                                              "active SVM-KEK or generation " +
+                                                  std::to_string(generation));
   }
-  // COMMIT POINT: the SVM has its first SVM-KEK; volumes may now be created under it.
-  return txn->Commit();
+  return ins;
+}
+
+}  // namespace
+
+Status SvmKekTable::InsertInitialActive(const Uuid& svm, uint64_t generation,
+                                        const WrappedSvmKek& wrapped, const std::string& key_id) {
+  // No volumes: the SVM's first encrypted volume is created under the key afterwards.
+  return InsertInitialActiveWithVolumes(svm, generation, wrapped, key_id,
+                                        [](std::vector<VolumeRow>*) { return Status::Ok(); })
+      .status();
+}
+
+Result<uint64_t> SvmKekTable::InsertInitialActiveWithVolumes(const Uuid& svm, uint64_t generation,
+                                                             const WrappedSvmKek& wrapped,
+                                                             const std::string& key_id,
+                                                             const VolumeRowBatches& next) {
+  Rdb::Session s = rdb_.Lock();
+  Db& db = s.db();
+  Result<Transaction> txn = Transaction::Begin(db);
+  if (!txn.ok()) return txn.status();
+  SVMKEY_RETURN_IF_ERROR(
+      InsertInitialActiveLocked(db, svm, generation, wrapped, key_id, s.now_ms()));
+  std::vector<VolumeRow> rows;
+  uint64_t count = 0;
+  for (;;) {
+    rows.clear();
+    SVMKEY_RETURN_IF_ERROR(next(&rows));
+    if (rows.empty()) break;
+    for (const VolumeRow& row : rows) {
+      if (!(row.svm == svm)) {
+        return Status(ErrorCode::kInvalidValue,
+                      "volume " + row.uuid.ToString() + " is not of SVM " + svm.ToString());
+      }
+    }
+    SVMKEY_RETURN_IF_ERROR(InsertVolumesLocked(db, rows));
+    count += rows.size();
+  }
+  // COMMIT POINT: the SVM-KEK and every volume row exist together. A crash or an error
+  // before it (the transaction rolls back) leaves the SVM with neither, so the same
+  // registration can simply be run again.
+  SVMKEY_RETURN_IF_ERROR(txn->Commit());
+  return count;
 }
 
 Result<SvmKekRow> SvmKekTable::GetActive(const Uuid& svm) {

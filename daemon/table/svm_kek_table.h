@@ -17,6 +17,7 @@
 
 #include <array>
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <span>
 #include <string>
@@ -42,6 +43,7 @@ struct SvmKekRow {
 };
 
 struct VolumeBlobUpdate;  // volume_table.h
+struct VolumeRow;         // volume_table.h
 
 class SvmKekTable {
  public:
@@ -52,6 +54,21 @@ class SvmKekTable {
   // an active key or this generation).
   Status InsertInitialActive(const Uuid& svm, uint64_t generation, const WrappedSvmKek& wrapped,
                              const std::string& key_id);
+
+  // Fills `rows` (empty on entry) with the next volumes to insert; leaving it empty
+  // ends the list. A non-OK status aborts the whole call.
+  using VolumeRowBatches = std::function<Status(std::vector<VolumeRow>* rows)>;
+  // Registration of a volume set (docs/ARCHITECTURE.md §4.7), ONE transaction: the SVM's first
+  // SVM-KEK as InsertInitialActive, then every row `next` supplies, with
+  // VolumeTable::InsertMany's checks; each row must be of `svm`. All or nothing: on any
+  // error (of the table or of `next`), or a crash before the commit, neither the key
+  // nor any row exists. The session stays locked while `next` runs, so it must not use
+  // this Rdb. Returns the number of rows. Errors: those of InsertInitialActive and
+  // InsertMany, InvalidValue (a row of another SVM), any status of `next`.
+  Result<uint64_t> InsertInitialActiveWithVolumes(const Uuid& svm, uint64_t generation,
+                                                  const WrappedSvmKek& wrapped,
+                                                  const std::string& key_id,
+                                                  const VolumeRowBatches& next);
 
   // Errors: EntryNotFound when the SVM has no such key.
   Result<SvmKekRow> GetActive(const Uuid& svm);

@@ -36,8 +36,18 @@ Status SvmTable::Create(const SvmRow& svm) {
   Status run = st->Run();
   if (!run.ok()) {
     if (run.code() == ErrorCode::kDuplicateEntry) {
-      return Status(ErrorCode::kDuplicateEntry,
-                    "SVM " + svm.name + " (" + svm.uuid.ToString() + ") already exists");
+      // Name the SVM that is in the way (same name or same uuid), not the new row's
+      // uuid, which exists nowhere.
+      Result<Statement> existing = s.db().Cached(
+          "SELECT uuid, name FROM svms WHERE name = ?1 OR uuid = ?2 ORDER BY name = ?1 DESC "
+          "LIMIT 1");
+      if (!existing.ok()) return existing.status();
+      existing->Bind(1, svm.name).Bind(2, svm.uuid.ToString());
+      Result<bool> found = existing->Step();
+      if (!found.ok()) return found.status();
+      if (!found.value()) return run;
+      return Status(ErrorCode::kDuplicateEntry, "SVM " + existing->ColumnText(1) + " (" +
+                                                    existing->ColumnText(0) + ") already exists");
     }
     return run;
   }

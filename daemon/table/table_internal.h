@@ -15,6 +15,7 @@
 namespace svmkey::table {
 
 struct VolumeBlobUpdate;
+struct VolumeRow;
 
 // key_store_table.cc. Loads the key store; KeystoreUnknown if absent.
 Result<KeyStoreRow> LoadKeyStoreLocked(Db& db, const Uuid& uuid);
@@ -30,5 +31,7 @@ Status FinishJobLocked(Db& db, const Uuid& job, uint32_t code, const std::string
 
 // volume_table.cc. BlobNotInTable when an update names no volume row.
 Status ApplyBlobUpdatesLocked(Db& db, std::span<const VolumeBlobUpdate> updates);
+// volume_table.cc. VolumeTable::InsertMany's checks and inserts, without the transaction.
+Status InsertVolumesLocked(Db& db, std::span<const VolumeRow> volumes);
 
 }  // namespace svmkey::table

@@ -77,7 +77,23 @@ Result<SvmGate> LoadGate(Db& db, const Uuid& svm) {
   return gate;
 }
 
-Status InsertLocked(Db& db, std::span<const VolumeRow> volumes) {
+Result<uint64_t> CountWith(Rdb& rdb, const char* sql, const Uuid& svm,
+                           std::optional<std::string_view> arg_text,
+                           std::optional<int64_t> arg_int) {
+  Rdb::Session s = rdb.Lock();
+  Result<Statement> st = s.db().Cached(sql);
+  if (!st.ok()) return st.status();
+  st->Bind(1, svm.ToString());
+  if (arg_text) st->Bind(2, *arg_text);
+  if (arg_int) st->Bind(2, *arg_int);
+  Result<bool> row = st->Step();
+  if (!row.ok()) return row.status();
+  return static_cast<uint64_t>(st->ColumnInt(0));
+}
+
+}  // namespace
+
+Status InsertVolumesLocked(Db& db, std::span<const VolumeRow> volumes) {
   std::optional<SvmGate> gate;
   Result<Statement> ins = db.Cached(
       "INSERT INTO volumes (uuid, svm_uuid, name, dsid, metadata_path, generation, flags, "
@@ -120,22 +136,6 @@ Status InsertLocked(Db& db, std::span<const VolumeRow> volumes) {
   return Status::Ok();
 }
 
-Result<uint64_t> CountWith(Rdb& rdb, const char* sql, const Uuid& svm,
-                           std::optional<std::string_view> arg_text,
-                           std::optional<int64_t> arg_int) {
-  Rdb::Session s = rdb.Lock();
-  Result<Statement> st = s.db().Cached(sql);
-  if (!st.ok()) return st.status();
-  st->Bind(1, svm.ToString());
-  if (arg_text) st->Bind(2, *arg_text);
-  if (arg_int) st->Bind(2, *arg_int);
-  Result<bool> row = st->Step();
-  if (!row.ok()) return row.status();
-  return static_cast<uint64_t>(st->ColumnInt(0));
-}
-
-}  // namespace
-
 Status ApplyBlobUpdatesLocked(Db& db, std::span<const VolumeBlobUpdate> updates) {
   Result<Statement> up = db.Cached(
       "UPDATE volumes SET generation = ?2, encryption_blob = ?3 WHERE uuid = ?1");
@@ -162,7 +162,7 @@ Status VolumeTable::InsertMany(std::span<const VolumeRow> volumes) {
   Rdb::Session s = rdb_.Lock();
   Result<Transaction> txn = Transaction::Begin(s.db());
   if (!txn.ok()) return txn.status();
-  SVMKEY_RETURN_IF_ERROR(InsertLocked(s.db(), volumes));
+  SVMKEY_RETURN_IF_ERROR(InsertVolumesLocked(s.db(), volumes));
   // COMMIT POINT: every row of the span exists. Before: none does.
   return txn->Commit();
 }

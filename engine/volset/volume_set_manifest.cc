@@ -231,23 +231,54 @@ Status ManifestWriter::Finish() {
 // ---- ManifestVolumeSource ----
 
 Result<std::unique_ptr<ManifestVolumeSource>> ManifestVolumeSource::Open(const std::string& dir) {
+  const std::string path = ManifestPath(dir);
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    return Status(errno == ENOENT ? ErrorCode::kEntryNotFound : ErrorCode::kUnexpectedException,
+                  Errno("open " + path));
+  }
+  return FromFd(fd, dir);
+}
+
+Result<std::unique_ptr<ManifestVolumeSource>> ManifestVolumeSource::FromFd(int fd,
+                                                                           const std::string& dir) {
   std::unique_ptr<ManifestVolumeSource> source(new ManifestVolumeSource());
   source->dir_ = dir;
   source->path_ = ManifestPath(dir);
-  source->file_ = std::fopen(source->path_.c_str(), "re");
+  source->file_ = ::fdopen(fd, "r");
   if (source->file_ == nullptr) {
-    return Status(errno == ENOENT ? ErrorCode::kEntryNotFound : ErrorCode::kUnexpectedException,
-                  Errno("open " + source->path_));
+    ::close(fd);
+    return Status(ErrorCode::kUnexpectedException, Errno("fdopen " + source->path_));
   }
   std::setvbuf(source->file_, nullptr, _IOFBF, kStreamBufferBytes);
-  const ssize_t n = ::getline(&source->line_, &source->line_capacity_, source->file_);
-  if (n <= 0 || source->line_[n - 1] != '\n') {
-    return Status(ErrorCode::kInvalidValue, source->path_ + " line 1: missing or unterminated header");
-  }
-  Status s = ParseManifestHeader(std::string_view(source->line_, static_cast<size_t>(n - 1)),
-                                 &source->header_);
-  if (!s.ok()) return Status(s.code(), source->path_ + " line 1: " + s.message());
+  SVMKEY_RETURN_IF_ERROR(source->ReadHeader());
   return source;
+}
+
+Status ManifestVolumeSource::ReadHeader() {
+  if (std::fseek(file_, 0, SEEK_SET) != 0) {
+    return Status(ErrorCode::kUnexpectedException, Errno("seek " + path_));
+  }
+  const ssize_t n = ::getline(&line_, &line_capacity_, file_);
+  if (n <= 0 || line_[n - 1] != '\n') {
+    return Status(ErrorCode::kInvalidValue, path_ + " line 1: missing or unterminated header");
+  }
+  Status s = ParseManifestHeader(std::string_view(line_, static_cast<size_t>(n - 1)), &header_);
+  if (!s.ok()) return Status(s.code(), path_ + " line 1: " + s.message());
+  line_number_ = 1;
+  volumes_read_ = 0;
+  done_ = false;
+  return Status::Ok();
+}
+
+Status ManifestVolumeSource::Rewind() {
+  const ManifestHeader before = header_;
+  SVMKEY_RETURN_IF_ERROR(ReadHeader());
+  if (!(header_.svm == before.svm) || header_.generation != before.generation ||
+      header_.count != before.count) {
+    return Invalid(path_ + " line 1: the header changed while the manifest was read");
+  }
+  return Status::Ok();
 }
 
 ManifestVolumeSource::~ManifestVolumeSource() {

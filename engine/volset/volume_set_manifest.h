@@ -90,6 +90,13 @@ class ManifestVolumeSource final : public VolumeSource {
  public:
   // Opens <dir>/volset.manifest and parses its header.
   static Result<std::unique_ptr<ManifestVolumeSource>> Open(const std::string& dir);
+  // The same over a manifest the caller opened (and checked) itself: takes ownership of
+  // `fd`, reads it from offset 0; paths are still "<dir>/<relative path>".
+  static Result<std::unique_ptr<ManifestVolumeSource>> FromFd(int fd, const std::string& dir);
+
+  // Back to the first volume line, for a second pass over the same file. The header is
+  // read again and must be unchanged (InvalidValue otherwise).
+  Status Rewind();
   ~ManifestVolumeSource() override;
   ManifestVolumeSource(const ManifestVolumeSource&) = delete;
   ManifestVolumeSource& operator=(const ManifestVolumeSource&) = delete;
@@ -102,6 +109,7 @@ class ManifestVolumeSource final : public VolumeSource {
 
  private:
   ManifestVolumeSource() = default;
+  Status ReadHeader();
   std::string dir_;
   std::string path_;
   FILE* file_ = nullptr;

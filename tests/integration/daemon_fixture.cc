@@ -119,7 +119,9 @@ std::string DaemonTest::CreateVolume(const std::string& svm, const std::string& 
 
 std::string DaemonTest::MakeVolumeSet(const std::string& svm_uuid, uint64_t count) {
   static int n = 0;
-  const std::string set_dir = *dir_ / ("set" + std::to_string(++n));
+  // Beneath the volume root: RegisterVolumeSet refuses a directory anywhere else unless
+  // svmkeyd was given a --volume-set-root for it.
+  const std::string set_dir = daemon().volume_root() + "/sets/set" + std::to_string(++n);
   auto r = Sh(Quote(VolsetPath()) + " create --dir " + Quote(set_dir) + " --svm-uuid " +
                   Quote(svm_uuid) + " --count " + std::to_string(count),
               600s);

@@ -346,8 +346,6 @@ bool Daemon::Start(std::chrono::seconds ready_timeout) {
   argv.push_back(SvmkeydPath());
   argv.push_back("--state-dir=" + state_dir());
   argv.push_back("--volume-root=" + volume_root());
-  // Tests make their volume sets in the test's directory, next to the volume root.
-  argv.push_back("--volume-set-root=" + dir_);
   if (options_.batch_size) argv.push_back("--batch-size=" + std::to_string(options_.batch_size));
   if (!options_.io_mode.empty()) argv.push_back("--io-mode=" + options_.io_mode);
   for (const auto& a : options_.extra_args) argv.push_back(a);

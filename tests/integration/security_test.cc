@@ -72,6 +72,12 @@ TEST_F(PolicyTest, MemberOfGroupSvmkeyMayCall) {
          std::to_string(users_.unpriv_gid) + " --groups=" + std::to_string(users_.svmkey_gid) +
          " -- busctl --address=" + Quote(address()) + " call " + kM + "ListSvms 'a{sv}' 0");
   EXPECT_EQ(r.status, 0) << r.err;
+  // ... so may one whose primary group is svmkey without it as a supplementary group:
+  // the bus policy lets it through, and the daemon's own check agrees (a mutating call).
+  r = Sh("setpriv --reuid=" + std::to_string(users_.unpriv_uid) + " --regid=" +
+         std::to_string(users_.svmkey_gid) + " --clear-groups -- busctl --address=" +
+         Quote(address()) + " call " + kM + "CreateSvm sa{sv} primsvm 0");
+  EXPECT_EQ(r.status, 0) << r.err;
   // ... and the operator without its groups may not.
   r = Sh("setpriv --reuid=" + std::to_string(users_.operator_uid) +
          " --regid=" + std::to_string(users_.operator_gid) +
@@ -124,6 +130,15 @@ TEST_F(PermissiveBusTest, DaemonRefusesUnprivilegedCallersItself) {
          " --method org.svmkey.KeyManager1.CreateSvm grpsvm \"{}\"");
   EXPECT_EQ(r.status, 0) << r.err;
   EXPECT_EQ(km().ListSvms({}).size(), 2u);
+  // A primary group of svmkey without it among the supplementary groups: the bus policy
+  // counts it, and so does the daemon.
+  r = Sh("setpriv --reuid=" + std::to_string(users_.unpriv_uid) + " --regid=" +
+         std::to_string(users_.svmkey_gid) +
+         " --clear-groups -- gdbus call --address " + Quote(address()) +
+         " --dest org.svmkey.KeyManager1 --object-path /org/svmkey/KeyManager1"
+         " --method org.svmkey.KeyManager1.CreateSvm primsvm \"{}\"");
+  EXPECT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(km().ListSvms({}).size(), 3u);
 }
 
 class SecretsTest : public LocalDaemonTest {};

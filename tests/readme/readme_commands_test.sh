@@ -56,7 +56,7 @@ sed -e "s|@SOCKET@|$scratch/bus.sock|" -e "s|@POLICY@|$src/ipc/org.svmkey.KeyMan
 exec 5< <(dbus-daemon --nofork --nopidfile --nosyslog --config-file="$scratch/bus.conf" --print-address=1 --print-pid=1 2>"$scratch/bus.log")
 read -r BUS <&5 || fail "dbus-daemon did not start"
 read -r bus_pid <&5
-DBUS_SYSTEM_BUS_ADDRESS="$BUS" "$build/daemon/svmkeyd" --state-dir "$scratch/state" --volume-root "$scratch/volumes" 2>"$scratch/svmkeyd.log" &
+DBUS_SYSTEM_BUS_ADDRESS="$BUS" "$build/daemon/svmkeyd" --state-dir "$scratch/state" --volume-root "$scratch/volumes" --volume-set-root "$scratch" 2>"$scratch/svmkeyd.log" &
 daemon_pid=$!
 for _ in $(seq 100); do
   busctl --address="$BUS" status org.svmkey.KeyManager1 >/dev/null 2>&1 && break

@@ -63,5 +63,26 @@ TEST(BenchSmokeTest, RunsOnAThousandVolumesAndWritesCsvAndPng) {
   EXPECT_EQ(std::string(signature, 8), std::string("\x89PNG\r\n\x1a\n", 8));
 }
 
+// Without gnuplot (and fio) on PATH a complete run still succeeds: the CSV is written,
+// the missing plot and fio rows are n/a, the exit status is 0.
+TEST(BenchSmokeTest, MissingGnuplotIsNotAFailure) {
+  const std::string tool = ToolPath("SVMKEY_BENCH");
+  ASSERT_FALSE(tool.empty()) << "SVMKEY_BENCH is not set (run through meson test)";
+  TempDir dir;
+  ASSERT_TRUE(dir.ok());
+  const std::string empty_path = dir.path() + "/empty-path";
+  std::filesystem::create_directories(empty_path);
+  const std::string csv = dir.path() + "/out.csv";
+  const std::string png = dir.path() + "/out.png";
+  const auto run = Sh("env PATH=" + empty_path + " " + tool + " --work-dir " + dir.path() +
+                          "/work --sizes 100 --reps 1 --modes svmkey-uring,fio --cache warm --csv " +
+                          csv + " --png " + png + " --remove-sets",
+                      std::chrono::seconds(600));
+  ASSERT_EQ(run.status, 0) << run.output();
+  EXPECT_NE(run.output().find("PNG: n/a: gnuplot not found"), std::string::npos) << run.output();
+  EXPECT_TRUE(std::filesystem::exists(csv)) << run.output();
+  EXPECT_FALSE(std::filesystem::exists(png));
+}
+
 }  // namespace
 }  // namespace svmkey::bench

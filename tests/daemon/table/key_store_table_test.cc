@@ -39,6 +39,8 @@ class KeyStoreTableTest : public RdbTest {
     c.application_cred_id = "cred-id-" + name;
     c.settings.timeout_s = 30;
     c.settings.ca_file = "/etc/svmkey/ca.pem";
+    c.settings.proxy_host = "proxy0.test";  // kProxyPassword needs a proxy
+    c.settings.proxy_port = 8080;
     return c;
   }
   const Uuid svm_ = NumberedUuid(0x5f, 1);
@@ -207,6 +209,48 @@ TEST_F(KeyStoreTableTest, UpdateSettingsChangesOnlyWhatThePatchNames) {
   bad.proxy_type = "ftp";
   EXPECT_CODE(table().UpdateSettings(c.uuid, bad), kInvalidValue);
   EXPECT_CODE(table().UpdateSettings(NumberedUuid(0xc0, 9), patch), kConfigNotFound);
+}
+
+// A proxy port, user name or password without a proxy host (or a host without a port)
+// breaks every later enable and rekey of the SVM: refused on create and on update, where
+// the merged result counts, and a refused update changes nothing.
+TEST_F(KeyStoreTableTest, ProxySettingsWithoutAHostAreRefused) {
+  NewBarbicanConfig c = Config(1, "cfg1");
+  c.settings.proxy_host.clear();
+  EXPECT_CODE(table().CreateBarbicanConfig(c, kSecret), kInvalidValue);  // port, no host
+  c.settings.proxy_port = 0;
+  EXPECT_CODE(table().CreateBarbicanConfig(c, kSecret, kProxyPassword), kInvalidValue);
+  c.settings.proxy_username = "proxy-user";
+  EXPECT_CODE(table().CreateBarbicanConfig(c, kSecret), kInvalidValue);
+  c.settings.proxy_username.clear();
+  c.settings.proxy_host = "proxy.test";
+  EXPECT_CODE(table().CreateBarbicanConfig(c, kSecret), kInvalidValue);  // host, no port
+  c.settings.proxy_host.clear();
+  ASSERT_OK(table().CreateBarbicanConfig(c, kSecret));  // no proxy at all
+
+  BarbicanSettingsPatch port_only;
+  port_only.proxy_port = 3128;
+  EXPECT_CODE(table().UpdateSettings(c.uuid, port_only), kInvalidValue);
+  BarbicanSettingsPatch user_only;
+  user_only.proxy_username = "proxy-user";
+  EXPECT_CODE(table().UpdateSettings(c.uuid, user_only), kInvalidValue);
+  EXPECT_CODE(table().UpdateSettings(c.uuid, {}, "proxy-pw"), kInvalidValue);
+  EXPECT_EQ(table().GetBarbicanConfig(c.uuid).value().settings, c.settings);
+  EXPECT_FALSE(table().GetBarbicanConfig(c.uuid).value().has_proxy_password);
+
+  BarbicanSettingsPatch proxy;
+  proxy.proxy_host = "proxy.test";
+  proxy.proxy_port = 3128;
+  ASSERT_OK(table().UpdateSettings(c.uuid, proxy, "proxy-pw"));
+  BarbicanSettingsPatch drop_host;  // would leave port and password behind
+  drop_host.proxy_host = "";
+  EXPECT_CODE(table().UpdateSettings(c.uuid, drop_host), kInvalidValue);
+  EXPECT_EQ(table().GetBarbicanConfig(c.uuid).value().settings.proxy_host, "proxy.test");
+  BarbicanSettingsPatch drop_all;  // the whole proxy removed at once is fine
+  drop_all.proxy_host = "";
+  drop_all.proxy_port = 0;
+  ASSERT_OK(table().UpdateSettings(c.uuid, drop_all, ""));
+  EXPECT_EQ(table().GetBarbicanConfig(c.uuid).value().settings, c.settings);
 }
 
 TEST_F(KeyStoreTableTest, EnableFirstThenSwitchThenResume) {

@@ -2,8 +2,12 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdlib>
+#include <fstream>
 #include <map>
 #include <set>
+#include <sstream>
+#include <string>
 #include <utility>
 
 namespace svmkey::table {
@@ -59,6 +63,35 @@ TEST(StatesTest, JobTransitionsMatchTheStateMachine) {
   EXPECT_TRUE(IsTerminal(S::kSuccess));
   EXPECT_TRUE(IsTerminal(S::kFailure));
   EXPECT_FALSE(IsTerminal(S::kPaused));
+}
+
+// The Phase property's documentation lists exactly the names the daemon emits:
+// PhaseName of phases 1..7, and "queued" for a job that has not started (row_maps.cc).
+TEST(StatesTest, Job1XmlDocumentsExactlyTheEmittedPhaseNames) {
+  const char* xml_path = std::getenv("SVMKEY_JOB1_XML");
+  ASSERT_NE(xml_path, nullptr);
+  std::ifstream in(xml_path);
+  ASSERT_TRUE(in) << xml_path;
+  std::stringstream text;
+  text << in.rdbuf();
+  const std::string xml = text.str();
+  const size_t comment = xml.find("<!-- Phase:");
+  ASSERT_NE(comment, std::string::npos);
+  const std::string marker = "one of (";
+  const size_t open = xml.find(marker, comment);
+  const size_t close = xml.find(')', open);
+  ASSERT_NE(open, std::string::npos);
+  ASSERT_NE(close, std::string::npos);
+  std::set<std::string> documented;
+  std::string list = xml.substr(open + marker.size(), close - open - marker.size());
+  for (char& c : list) {
+    if (c == ',' || c == '\n') c = ' ';
+  }
+  std::istringstream words(list);
+  for (std::string w; words >> w;) documented.insert(w);
+  std::set<std::string> emitted = {"queued"};
+  for (int p = kPhasePrechecks; p <= kPhaseInstall; ++p) emitted.insert(std::string(PhaseName(p)));
+  EXPECT_EQ(documented, emitted);
 }
 
 TEST(StatesTest, PhaseNamesFollowDesignSection7) {

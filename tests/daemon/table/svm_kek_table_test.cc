@@ -3,6 +3,9 @@
 
 #include <gtest/gtest.h>
 
+#include <memory>
+#include <utility>
+
 #include "tests/daemon/table/table_test_util.h"
 
 namespace svmkey::table {
@@ -243,6 +246,58 @@ TEST_F(SvmKekTableTest, CompleteSwitchRewrapsEveryGenerationAndActivatesTheKeySt
   EXPECT_EQ(KeyStoreTable(*rdb_).GetKeyStore(c.uuid).value().state, KeyStoreState::kActive);
   // The first configuration no longer wraps a live key and may be deleted.
   EXPECT_OK(KeyStoreTable(*rdb_).Delete(setup_.key_store));
+}
+
+// A volume-set registration is one transaction: an error of the row source or of the
+// table after some batches leaves neither the SVM-KEK nor any row; the same registration
+// then succeeds.
+TEST_F(SvmKekTableTest, InitialKeyWithVolumesIsAllOrNothing) {
+  const Uuid svm = NumberedUuid(0x52, 1);
+  const Uuid key_store = NumberedUuid(0x52, 2);
+  ASSERT_OK(SvmTable(*rdb_).Create({svm, "vs2", SvmKind::kData}));
+  NewBarbicanConfig c;
+  c.uuid = key_store;
+  c.name = "vs2-barbican";
+  c.svm = svm;
+  c.key_id = kKeyId;
+  c.keystone_url = testing::kKeystone;
+  c.application_cred_id = "cred-vs2";
+  ASSERT_OK(KeyStoreTable(*rdb_).CreateBarbicanConfig(c, "not-a-real-secret"));
+  ASSERT_TRUE(KeyStoreTable(*rdb_).Enable(key_store).ok());
+
+  constexpr uint64_t kBatches = 3, kPerBatch = 4;
+  auto batches = [&](uint64_t fail_at, uint64_t duplicate_at) {
+    auto next_batch = std::make_shared<uint64_t>(0);
+    return [=](std::vector<VolumeRow>* rows) -> Status {
+      const uint64_t b = (*next_batch)++;
+      if (b == kBatches) return Status::Ok();
+      if (b == fail_at) return Status(ErrorCode::kInvalidValue, "manifest line 9: bad DSID");
+      for (uint64_t i = 0; i < kPerBatch; ++i) {
+        rows->push_back(MakeVolume(svm, 100 + (b == duplicate_at ? 0 : b * kPerBatch + i)));
+      }
+      return Status::Ok();
+    };
+  };
+  const uint64_t kNever = 99;
+  for (auto [fail_at, duplicate_at] :
+       {std::pair{uint64_t{2}, kNever}, std::pair{kNever, uint64_t{1}}}) {
+    Status s = keks().InsertInitialActiveWithVolumes(svm, 1, FakeWrapped(1), kKeyId,
+                                                     batches(fail_at, duplicate_at)).status();
+    EXPECT_FALSE(s.ok());
+    EXPECT_CODE(keks().GetActive(svm).status(), kEntryNotFound);
+    EXPECT_EQ(VolumeTable(*rdb_).Count(svm).value(), 0u);
+  }
+  Result<uint64_t> n =
+      keks().InsertInitialActiveWithVolumes(svm, 1, FakeWrapped(1), kKeyId, batches(kNever, kNever));
+  ASSERT_TRUE(n.ok()) << n.status().ToString();
+  EXPECT_EQ(*n, kBatches * kPerBatch);
+  EXPECT_EQ(keks().GetActive(svm).value().generation, 1u);
+  EXPECT_EQ(VolumeTable(*rdb_).Count(svm).value(), kBatches * kPerBatch);
+  // A second registration is refused and adds nothing.
+  EXPECT_CODE(keks().InsertInitialActiveWithVolumes(svm, 1, FakeWrapped(1), kKeyId,
+                                                    batches(kNever, kNever)).status(),
+              kDuplicateEntry);
+  EXPECT_EQ(VolumeTable(*rdb_).Count(svm).value(), kBatches * kPerBatch);
 }
 
 }  // namespace

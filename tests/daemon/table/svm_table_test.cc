@@ -32,6 +32,15 @@ TEST_F(SvmTableTest, DuplicatesAndMissingAreErrors) {
   ASSERT_OK(svms.Create({NumberedUuid(1, 1), "vs1", SvmKind::kData}));
   EXPECT_CODE(svms.Create({NumberedUuid(1, 1), "other", SvmKind::kData}), kDuplicateEntry);
   EXPECT_CODE(svms.Create({NumberedUuid(1, 2), "vs1", SvmKind::kData}), kDuplicateEntry);
+  // The error names the SVM in the way, never the refused row's uuid.
+  const std::string existing = NumberedUuid(1, 1).ToString();
+  const std::string refused = NumberedUuid(1, 2).ToString();
+  const std::string by_name = svms.Create({NumberedUuid(1, 2), "vs1", SvmKind::kData}).message();
+  EXPECT_NE(by_name.find("vs1 (" + existing + ")"), std::string::npos) << by_name;
+  EXPECT_EQ(by_name.find(refused), std::string::npos) << by_name;
+  const std::string by_uuid =
+      svms.Create({NumberedUuid(1, 1), "other", SvmKind::kData}).message();
+  EXPECT_NE(by_uuid.find("vs1 (" + existing + ")"), std::string::npos) << by_uuid;
   EXPECT_CODE(svms.Create({NumberedUuid(1, 3), "", SvmKind::kData}), kInvalidSvmName);
   EXPECT_CODE(svms.Get(NumberedUuid(1, 9)).status(), kSvmNotFound);
   EXPECT_CODE(svms.GetByName("nope").status(), kSvmNotFound);
