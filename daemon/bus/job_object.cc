@@ -74,7 +74,8 @@ class JobObject final : public sdbus::AdaptorInterfaces<org::svmkey::Job1_adapto
       f_.message = message;
       changed.emplace_back("Message");
     }
-    if (f_.state == "queued") {
+    // A phase is published only by a running body (a resumed job was paused).
+    if (f_.state == "queued" || f_.state == "paused") {
       f_.state = "running";
       changed.emplace_back("State");
     }

@@ -60,5 +60,8 @@ int VerifyVolumes(KeyManagerClient& km, const Options& o);
 int ShowJob(KeyManagerClient& km, const Options& o);
 int ListJobs(KeyManagerClient& km, const Options& o);
 int WatchJobVerb(KeyManagerClient& km, const Options& o);
+int CancelJob(KeyManagerClient& km, const Options& o);
+int PauseJob(KeyManagerClient& km, const Options& o);
+int ResumeJob(KeyManagerClient& km, const Options& o);
 
 }  // namespace svmkey::ctl
