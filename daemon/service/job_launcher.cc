@@ -102,6 +102,9 @@ Status JobLauncher::Control(table::Rdb& rdb, const Uuid& uuid, Action action, ui
                                                     ", not paused; only a paused job resumes");
       }
       if (jobs_.Alive(uuid)) return stopping;
+      // Running before the reply, so no caller sees it paused after a Resume succeeded.
+      SVMKEY_RETURN_IF_ERROR(jobs.Start(uuid));
+      jobs_.Republish(uuid);
       jobs_.StartStopped(uuid, body, StopReason::kNone);
       return Status::Ok();
     case Action::kPause:

@@ -80,8 +80,7 @@ class JobControlTest : public DaemonTest {
       const VariantMap j = km().GetJob(job);
       const uint64_t done = j.at("volumes_done").get<uint64_t>();
       const bool unfinished = State(j) == "running" || State(j) == "queued";
-      if (done >= volumes || !unfinished ||
-          std::chrono::steady_clock::now() > deadline) {
+      if (done >= volumes || !unfinished || std::chrono::steady_clock::now() > deadline) {
         return done;
       }
       std::this_thread::sleep_for(2ms);
@@ -112,7 +111,8 @@ TEST_F(JobControlTest, PauseSurvivesARestartResumeContinuesCancelKeepsBothKeysRe
   const CommandResult started = Busctl(
       address(),
       "call org.svmkey.KeyManager1 /org/svmkey/KeyManager1 org.svmkey.KeyManager1 RekeyInternal "
-      "sub " + s.config_uuid + " 0 false",
+      "sub " +
+          s.config_uuid + " 0 false",
       kOperatorUser);
   ASSERT_EQ(started.status, 0) << started.err;
   const size_t q = started.out.find('"');
@@ -143,19 +143,20 @@ TEST_F(JobControlTest, PauseSurvivesARestartResumeContinuesCancelKeepsBothKeysRe
   EXPECT_LT(paused_at, kVolumes);
   EXPECT_EQ(TableText("SELECT state FROM key_stores WHERE uuid=?1", s.config_uuid),
             "svm_kek_rekey");
-  EXPECT_EQ(TableText("SELECT state FROM svm_keks WHERE svm_uuid=?1 AND generation=2",
-                      s.svm_uuid),
+  EXPECT_EQ(TableText("SELECT state FROM svm_keks WHERE svm_uuid=?1 AND generation=2", s.svm_uuid),
             "pending");
   EXPECT_EQ(Control(job, "Pause", kOperatorUser, &msg), "org.svmkey.Error.InvalidValue");
   EXPECT_NE(msg.find("already paused"), std::string::npos) << msg;
-  EXPECT_NE(daemon().LogTail(1 << 20).find("pause asked by uid " +
-                                           std::to_string(users_.operator_uid)),
-            std::string::npos)
+  EXPECT_NE(
+      daemon().LogTail(1 << 20).find("pause asked by uid " + std::to_string(users_.operator_uid)),
+      std::string::npos)
       << DaemonLog();
   // The paused job holds the SVM: no second rekey.
-  const CommandResult second = Busctl(
-      address(), "call org.svmkey.KeyManager1 /org/svmkey/KeyManager1 org.svmkey.KeyManager1 "
-                 "RekeyInternal sub " + s.config_uuid + " 0 false");
+  const CommandResult second =
+      Busctl(address(),
+             "call org.svmkey.KeyManager1 /org/svmkey/KeyManager1 org.svmkey.KeyManager1 "
+             "RekeyInternal sub " +
+                 s.config_uuid + " 0 false");
   EXPECT_NE(second.status, 0);
   EXPECT_NE(second.err.find("8: "), std::string::npos) << second.err;
 
@@ -173,9 +174,9 @@ TEST_F(JobControlTest, PauseSurvivesARestartResumeContinuesCancelKeepsBothKeysRe
   EXPECT_EQ(Property(job, "StartedByUID"), "u " + std::to_string(users_.operator_uid));
 
   // Resume (busctl, as the member): continues from where it stopped.
-  const CommandResult resumed = Busctl(
-      address(), "call org.svmkey.KeyManager1 " + PathOf(job) + " " + kJob1 + " Resume",
-      kOperatorUser);
+  const CommandResult resumed =
+      Busctl(address(), "call org.svmkey.KeyManager1 " + PathOf(job) + " " + kJob1 + " Resume",
+             kOperatorUser);
   ASSERT_EQ(resumed.status, 0) << resumed.err;
   EXPECT_EQ(Control(job, "Resume", kOperatorUser, &msg), "org.svmkey.Error.InvalidValue");
   ASSERT_GT(WaitDone(job, paused_at + 1), paused_at) << DaemonLog();
@@ -191,24 +192,22 @@ TEST_F(JobControlTest, PauseSurvivesARestartResumeContinuesCancelKeepsBothKeysRe
   EXPECT_EQ(Property(job, "Cancelable"), "b false");
   EXPECT_EQ(Property(job, "Code"), "u 458762");
   EXPECT_EQ(TableText("SELECT state FROM key_stores WHERE uuid=?1", s.config_uuid), "active");
-  EXPECT_EQ(TableText("SELECT state FROM svm_keks WHERE svm_uuid=?1 AND generation=1",
-                      s.svm_uuid),
+  EXPECT_EQ(TableText("SELECT state FROM svm_keks WHERE svm_uuid=?1 AND generation=1", s.svm_uuid),
             "active");
-  EXPECT_EQ(TableText("SELECT state FROM svm_keks WHERE svm_uuid=?1 AND generation=2",
-                      s.svm_uuid),
+  EXPECT_EQ(TableText("SELECT state FROM svm_keks WHERE svm_uuid=?1 AND generation=2", s.svm_uuid),
             "pending");
   // A finished job: every action refused with 262185.
   for (const char* method : {"Pause", "Cancel", "Resume"}) {
-    EXPECT_EQ(Control(job, method, kOperatorUser, &msg), "org.svmkey.Error.InvalidValue")
-        << method;
+    EXPECT_EQ(Control(job, method, kOperatorUser, &msg), "org.svmkey.Error.InvalidValue") << method;
     EXPECT_NE(msg.find("already ended"), std::string::npos) << msg;
   }
 
   // The rerun adopts the pending key and completes; every VDEK unchanged at generation 2.
   const auto wrapped_pending = TableFile(daemon().table_path())
-                                   .QueryBlob("SELECT wrapped FROM svm_keks WHERE svm_uuid=?1 "
-                                              "AND generation=2",
-                                              {s.svm_uuid});
+                                   .QueryBlob(
+                                       "SELECT wrapped FROM svm_keks WHERE svm_uuid=?1 "
+                                       "AND generation=2",
+                                       {s.svm_uuid});
   auto [status, rerun] = km().RekeyInternalWithin(s.config_uuid, 120, 300s);
   ASSERT_EQ(status, 201u) << DaemonLog();
   EXPECT_EQ(TableFile(daemon().table_path())
@@ -249,8 +248,7 @@ TEST_F(JobControlTest, CancelOfAPausedJobRecordsItAtOnce) {
   // A rerun completes the rotation from the pending key.
   auto [rs, rerun] = km().RekeyInternalWithin(s.config_uuid, 120, 300s);
   EXPECT_EQ(rs, 201u) << DaemonLog();
-  EXPECT_EQ(TableText("SELECT state FROM svm_keks WHERE svm_uuid=?1 AND generation=2",
-                      s.svm_uuid),
+  EXPECT_EQ(TableText("SELECT state FROM svm_keks WHERE svm_uuid=?1 AND generation=2", s.svm_uuid),
             "active");
 }
 

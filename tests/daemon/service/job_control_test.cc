@@ -133,10 +133,13 @@ TEST_F(JobManagerControlTest, PauseRecordsPausedAndResumeRunsTheBodyAgain) {
   EXPECT_EQ(Row().state, table::JobState::kPaused);
   EXPECT_EQ(manager_->RequestStop(uuid_, StopReason::kCancel), Stop::kNotRunning);
   // Resume: the old request is forgotten, the body runs to its end.
-  manager_->StartStopped(uuid_, [](JobContext& ctx) {
-    EXPECT_FALSE(ctx.stop_requested());
-    return FinishJob(ctx, Status::Ok());
-  }, StopReason::kNone);
+  manager_->StartStopped(
+      uuid_,
+      [](JobContext& ctx) {
+        EXPECT_FALSE(ctx.stop_requested());
+        return FinishJob(ctx, Status::Ok());
+      },
+      StopReason::kNone);
   ASSERT_TRUE(Ended());
   EXPECT_EQ(Row().state, table::JobState::kSuccess);
 }
@@ -154,10 +157,13 @@ TEST_F(JobManagerControlTest, CancelOfABodyThatStoppedIsRecordedAsJobCanceled) {
 
 TEST_F(JobManagerControlTest, CancelAskedBeforeTheBodyRunsStopsItFirst) {
   std::atomic<bool> saw_cancel{false};
-  manager_->StartStopped(uuid_, [&](JobContext& ctx) {
-    saw_cancel = ctx.stop_reason() == StopReason::kCancel;
-    return JobOutcome::Interrupted(ctx.ConfirmStop());
-  }, StopReason::kCancel);
+  manager_->StartStopped(
+      uuid_,
+      [&](JobContext& ctx) {
+        saw_cancel = ctx.stop_reason() == StopReason::kCancel;
+        return JobOutcome::Interrupted(ctx.ConfirmStop());
+      },
+      StopReason::kCancel);
   ASSERT_TRUE(Ended());
   EXPECT_TRUE(saw_cancel);
   EXPECT_EQ(Row().code, static_cast<uint32_t>(ErrorCode::kJobCanceled));
