@@ -3,6 +3,7 @@
 #include <chrono>
 #include <vector>
 
+#include "daemon/bus/bus_error.h"
 #include "daemon/bus/row_maps.h"
 #include "daemon/core/log.h"
 #include "daemon/table/states.h"
@@ -23,8 +24,9 @@ int64_t NowUs() {
 // One org.svmkey.Job1 object.
 class JobObject final : public sdbus::AdaptorInterfaces<org::svmkey::Job1_adaptor> {
  public:
-  JobObject(sdbus::IConnection& connection, std::string path)
-      : AdaptorInterfaces(connection, std::move(path)) {
+  JobObject(sdbus::IConnection& connection, std::string path,
+            const JobObjects::ControlHandler& control)
+      : AdaptorInterfaces(connection, std::move(path)), control_(control) {
     registerAdaptor();
   }
   ~JobObject() { unregisterAdaptor(); }
@@ -42,6 +44,8 @@ class JobObject final : public sdbus::AdaptorInterfaces<org::svmkey::Job1_adapto
     f_.uuid = f.uuid;
     f_.svm = f.svm;
     f_.terminal = f.terminal;
+    f_.started_by_uid = f.started_by_uid;
+    set(f_.cancelable, f.cancelable, "Cancelable");
     set(f_.description, f.description, "Description");
     set(f_.state, f.state, "State");
     set(f_.code, f.code, "Code");
@@ -70,9 +74,16 @@ class JobObject final : public sdbus::AdaptorInterfaces<org::svmkey::Job1_adapto
       f_.message = message;
       changed.emplace_back("Message");
     }
-    if (f_.state == "queued") {
+    // A phase is published only by a running body (a resumed job was paused).
+    if (f_.state == "queued" || f_.state == "paused") {
       f_.state = "running";
       changed.emplace_back("State");
+    }
+    // The commit cannot be stopped (JobContext::BeginUnstoppable).
+    if (f_.cancelable && (phase == table::PhaseName(table::kPhaseCommit) ||
+                          phase == table::PhaseName(table::kPhaseInstall))) {
+      f_.cancelable = false;
+      changed.emplace_back("Cancelable");
     }
     Emit(changed);
   }
@@ -91,6 +102,11 @@ class JobObject final : public sdbus::AdaptorInterfaces<org::svmkey::Job1_adapto
   double Rate() override { return rate_; }
   int64_t ExpectedEndTime() override { return expected_end_us_; }
   std::string Phase() override { return f_.phase; }
+  bool Cancelable() override { return f_.cancelable; }
+  uint32_t StartedByUID() override { return f_.started_by_uid; }
+  void Cancel() override { Control(JobLauncher::Action::kCancel); }
+  void Pause() override { Control(JobLauncher::Action::kPause); }
+  void Resume() override { Control(JobLauncher::Action::kResume); }
 
  private:
   void UpdateProgress(uint64_t done, uint64_t total, double rate,
@@ -124,6 +140,13 @@ class JobObject final : public sdbus::AdaptorInterfaces<org::svmkey::Job1_adapto
     }
   }
 
+  void Control(JobLauncher::Action action) {
+    auto job = svmkey::Uuid::Parse(f_.uuid);
+    if (!control_ || !job) Throw(ErrorCode::kNotSupported, "job control is not available");
+    control_(getObject(), *job, action);
+  }
+
+  const JobObjects::ControlHandler& control_;
   JobFields f_;
   int64_t expected_end_us_ = 0;
   double rate_ = 0;
@@ -149,7 +172,7 @@ void JobObjects::Published(const table::JobRow& row) {
   const std::string key = row.uuid.ToString();
   auto it = objects_.find(key);
   if (it == objects_.end()) {
-    it = objects_.emplace(key, std::make_unique<JobObject>(connection_, ipc::JobObjectPath(key)))
+    it = objects_.emplace(key, std::make_unique<JobObject>(connection_, ipc::JobObjectPath(key), control_))
              .first;
   }
   it->second->Update(row);

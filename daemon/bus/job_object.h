@@ -16,6 +16,7 @@
 #include <string>
 #include <utility>
 
+#include "daemon/service/job_launcher.h"
 #include "daemon/service/job_manager.h"
 
 namespace svmkey::daemon {
@@ -28,6 +29,13 @@ class JobObjects final : public JobObserver {
   using JobChangedSignal = std::function<void(const std::string& uuid, const std::string& state)>;
   JobObjects(sdbus::IConnection& connection, JobChangedSignal job_changed);
   ~JobObjects() override;
+
+  // Job1's Cancel, Pause and Resume: authorizes the caller of the message `object` is
+  // processing and asks for the action, throwing the bus error when refused.
+  using ControlHandler =
+      std::function<void(sdbus::IObject& object, const Uuid& job, JobLauncher::Action action)>;
+  // Set once, before any job object is published.
+  void SetControlHandler(ControlHandler handler) { control_ = std::move(handler); }
 
   // The live rate (volumes/s) and expected end (µs since the epoch) of a published job;
   // {0, 0} for one without an object.
@@ -44,6 +52,7 @@ class JobObjects final : public JobObserver {
 
   sdbus::IConnection& connection_;
   JobChangedSignal job_changed_;
+  ControlHandler control_;
   std::map<std::string, std::unique_ptr<JobObject>> objects_;
 };
 

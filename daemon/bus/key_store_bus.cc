@@ -20,8 +20,8 @@ constexpr std::chrono::seconds kSwitchReplyTimeout{120};
 
 // Loop thread: queues the switch job the enable asked for and replies when it ends.
 void QueueSwitch(BusContext& bus, std::shared_ptr<sdbus::Result<>> reply,
-                 const JobRequest& request) {
-  auto job = bus.launcher.Queue(bus.rdb, request);
+                 const JobRequest& request, uint32_t started_by_uid) {
+  auto job = bus.launcher.Queue(bus.rdb, request, started_by_uid);
   if (!job.ok()) return ReplyError(*reply, job.status());
   bus.jobs.Wait(*job, kSwitchReplyTimeout,
                 [reply](uint32_t http_status, const std::string& uuid, const Status& failure) {
@@ -35,15 +35,15 @@ void QueueSwitch(BusContext& bus, std::shared_ptr<sdbus::Result<>> reply,
 }  // namespace
 
 void Enable(BusContext& bus, sdbus::Result<>&& result, const std::string& uuid) {
-  bus.Authorize();
+  const uint32_t uid = bus.Authorize().uid;
   const Uuid config = RequireUuid(uuid, "uuid");
   auto reply = std::make_shared<sdbus::Result<>>(std::move(result));
-  bus.worker.Submit([&bus, reply, config](table::Rdb& rdb) {
+  bus.worker.Submit([&bus, reply, config, uid](table::Rdb& rdb) {
     auto request = EnableKeyStore(rdb, bus.keys, config);
-    bus.loop.Post([&bus, reply, request = std::move(request)] {
+    bus.loop.Post([&bus, reply, uid, request = std::move(request)] {
       if (!request.ok()) return ReplyError(*reply, request.status());
       if (!request->has_value()) return reply->returnResults();
-      QueueSwitch(bus, reply, **request);
+      QueueSwitch(bus, reply, **request, uid);
     });
   });
 }

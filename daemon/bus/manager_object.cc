@@ -32,6 +32,11 @@ ManagerObject::ManagerObject(sdbus::IConnection& connection, EventLoop& loop, ta
       jobs_(std::make_unique<JobManager>(loop, rdb_options, rdb, job_objects_)),
       launcher_(std::make_unique<JobLauncher>(*jobs_, keys, settings_.jobs)),
       bus_{getObject(), loop, rdb, *worker_, keys, *launcher_, *jobs_, job_objects_, settings_} {
+  job_objects_.SetControlHandler(
+      [this](sdbus::IObject& object, const Uuid& job, JobLauncher::Action action) {
+        const Caller caller = Authorize(object, settings_.operator_gid);
+        Check(launcher_->Control(rdb_, job, action, caller.uid));
+      });
   registerAdaptor();
 }
 

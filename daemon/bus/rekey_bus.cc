@@ -21,9 +21,9 @@ std::chrono::seconds ReturnTimeout(uint32_t value) {
 // Queues the job and replies: 202 at once for a return_timeout of 0, else when the job
 // ends (201, or its error) or when the timeout passes first (202).
 void StartJob(BusContext& bus, JobReply&& reply, const JobRequest& request,
-              uint32_t return_timeout) {
+              uint32_t return_timeout, const Caller& caller) {
   const auto timeout = ReturnTimeout(return_timeout);
-  const Uuid job = Check(bus.launcher.Queue(bus.rdb, request));
+  const Uuid job = Check(bus.launcher.Queue(bus.rdb, request, caller.uid));
   if (return_timeout == 0) return reply.returnResults(202u, job.ToString());
   auto result = std::make_shared<JobReply>(std::move(reply));
   bus.jobs.Wait(job, timeout,
@@ -37,28 +37,28 @@ void StartJob(BusContext& bus, JobReply&& reply, const JobRequest& request,
 
 void RekeyInternal(BusContext& bus, JobReply&& result, const std::string& uuid,
                    uint32_t return_timeout) {
-  bus.Authorize();
+  const Caller caller = bus.Authorize();
   const Uuid config = RequireUuid(uuid, "uuid");
   ReturnTimeout(return_timeout);
   const JobRequest request = Check(RekeyInternalRequest(bus.rdb, config));
-  StartJob(bus, std::move(result), request, return_timeout);
+  StartJob(bus, std::move(result), request, return_timeout, caller);
 }
 
 void Restore(BusContext& bus, JobReply&& result, const std::string& uuid, uint32_t return_timeout) {
-  bus.Authorize();
+  const Caller caller = bus.Authorize();
   const Uuid config = RequireUuid(uuid, "uuid");
   ReturnTimeout(return_timeout);
   const JobRequest request = Check(RestoreRequest(bus.rdb, config));
-  StartJob(bus, std::move(result), request, return_timeout);
+  StartJob(bus, std::move(result), request, return_timeout, caller);
 }
 
 void VerifyVolumes(BusContext& bus, JobReply&& result, const std::string& svm,
                    uint32_t return_timeout) {
-  bus.Authorize();
+  const Caller caller = bus.Authorize();
   const Uuid svm_uuid = bus.ResolveSvm(svm);
   ReturnTimeout(return_timeout);
   const JobRequest request = Check(VerifyRequest(bus.rdb, svm_uuid));
-  StartJob(bus, std::move(result), request, return_timeout);
+  StartJob(bus, std::move(result), request, return_timeout, caller);
 }
 
 void RepairVolumes(BusContext& bus, JobReply&& result, const std::string& svm,

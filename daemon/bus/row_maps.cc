@@ -1,5 +1,6 @@
 #include "daemon/bus/row_maps.h"
 
+#include "daemon/service/job_request.h"
 #include "daemon/table/states.h"
 #include "ipc/bus_names.h"
 
@@ -71,6 +72,8 @@ JobFields JobFieldsFromRow(const table::JobRow& row) {
   f.done = row.progress_done;
   f.total = row.progress_total;
   f.terminal = table::IsTerminal(row.state);
+  f.cancelable = IsCancelable(row);
+  f.started_by_uid = row.started_by_uid;
   return f;
 }
 
@@ -95,6 +98,8 @@ VariantMap JobToMap(const JobFields& job, double rate, int64_t expected_end_us) 
   m["expected_end_time"] = Variant(job.terminal ? int64_t{0} : expected_end_us);
   m["phase"] = Variant(job.phase);
   m["object_path"] = Variant(sdbus::ObjectPath(ipc::JobObjectPath(job.uuid)));
+  m["cancelable"] = Variant(job.cancelable);
+  m["started_by_uid"] = Variant(job.started_by_uid);
   return m;
 }
 

@@ -26,6 +26,8 @@ struct JobFields {
   int64_t start_us = 0, end_us = 0;
   uint64_t done = 0, total = 0;
   bool terminal = false;
+  bool cancelable = false;  // IsCancelable (job_request.h)
+  uint32_t started_by_uid = 0;
 };
 JobFields JobFieldsFromRow(const table::JobRow& row);
 // done / total, 0 when the total is not known yet.

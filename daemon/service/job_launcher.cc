@@ -16,8 +16,10 @@ void JobLauncher::Run(const Uuid& job, const JobRequest& request) {
   });
 }
 
-Result<Uuid> JobLauncher::Queue(table::Rdb& rdb, const JobRequest& request) {
+Result<Uuid> JobLauncher::Queue(table::Rdb& rdb, const JobRequest& request,
+                                uint32_t started_by_uid) {
   table::NewJob job;
+  job.started_by_uid = started_by_uid;
   job.uuid = Uuid::Random();
   job.description = Describe(request, SvmName(rdb, request.svm));
   job.svm = request.svm;
@@ -51,6 +53,86 @@ size_t JobLauncher::ResumeUnfinished(table::Rdb& rdb) {
     Run(row.uuid, *request);
   }
   return unfinished->size();
+}
+
+namespace {
+
+const char* ActionName(JobLauncher::Action action) {
+  switch (action) {
+    case JobLauncher::Action::kPause: return "pause";
+    case JobLauncher::Action::kResume: return "resume";
+    case JobLauncher::Action::kCancel: return "cancel";
+  }
+  return "?";
+}
+
+}  // namespace
+
+Status JobLauncher::Control(table::Rdb& rdb, const Uuid& uuid, Action action, uint32_t uid) {
+  const std::string what = "job " + uuid.ToString();
+  table::JobTable jobs(rdb);
+  auto row = jobs.Get(uuid);
+  if (!row.ok()) return row.status();
+  auto request = DecodeJobRequest(row->parameters_json);
+  if (!request.ok()) return request.status();
+  const std::string name = ActionName(action);
+  if (table::IsTerminal(row->state)) {
+    return Status(ErrorCode::kInvalidValue, what + " has already ended (" +
+                                                std::string(table::ToString(row->state)) +
+                                                "); there is nothing to " + name);
+  }
+  if (!IsControllable(request->kind)) {
+    return Status(ErrorCode::kNotSupported,
+                  what + " (" + row->description + ") cannot be paused, resumed or canceled");
+  }
+  LogNotice(what + " (" + row->description + "): " + name + " asked by uid " +
+            std::to_string(uid));
+  const bool paused = row->state == table::JobState::kPaused;
+  const auto body = [&keys = keys_, settings = settings_, request = *request](JobContext& ctx) {
+    return RunJob(ctx, keys, settings, request);
+  };
+  const Status stopping(ErrorCode::kResourceInUse,
+                        what + " is still stopping; ask again once it is paused or ended");
+  JobManager::StopRequest asked = JobManager::StopRequest::kNotRunning;
+  switch (action) {
+    case Action::kResume:
+      if (!paused) {
+        return Status(ErrorCode::kInvalidValue, what + " is " +
+                                                    std::string(table::ToString(row->state)) +
+                                                    ", not paused; only a paused job resumes");
+      }
+      if (jobs_.Alive(uuid)) return stopping;
+      // Running before the reply, so no caller sees it paused after a Resume succeeded.
+      SVMKEY_RETURN_IF_ERROR(jobs.Start(uuid));
+      jobs_.Republish(uuid);
+      jobs_.StartStopped(uuid, body, StopReason::kNone);
+      return Status::Ok();
+    case Action::kPause:
+      if (paused) return Status(ErrorCode::kInvalidValue, what + " is already paused");
+      asked = jobs_.RequestStop(uuid, StopReason::kPause);
+      if (asked == JobManager::StopRequest::kNotRunning) {
+        // No thread runs it (queued behind others, or its thread ended): paused at once.
+        SVMKEY_RETURN_IF_ERROR(jobs.Pause(uuid));
+        jobs_.Republish(uuid);
+        return Status::Ok();
+      }
+      break;
+    case Action::kCancel:
+      if (!paused) asked = jobs_.RequestStop(uuid, StopReason::kCancel);
+      if (asked == JobManager::StopRequest::kNotRunning) {
+        // Paused, or no thread runs it: the body runs to record the cancel its own way.
+        if (jobs_.Alive(uuid)) return stopping;
+        jobs_.StartStopped(uuid, body, StopReason::kCancel);
+        return Status::Ok();
+      }
+      break;
+  }
+  if (asked == JobManager::StopRequest::kStopping) return stopping;
+  if (asked == JobManager::StopRequest::kUnstoppable) {
+    return Status(ErrorCode::kResourceInUse,
+                  what + " has begun its commit; it can no longer be paused or canceled");
+  }
+  return Status::Ok();
 }
 
 Result<JobRequest> RekeyInternalRequest(table::Rdb& rdb, const Uuid& config) {

@@ -24,12 +24,23 @@ class JobLauncher {
   JobLauncher(JobManager& jobs, KeyService& keys, JobSettings settings)
       : jobs_(jobs), keys_(keys), settings_(settings) {}
 
-  // Creates the job row (ResourceInUse when the SVM already has an unfinished job) and
-  // starts the job. Returns the job's uuid.
-  Result<Uuid> Queue(table::Rdb& rdb, const JobRequest& request);
+  // Creates the job row (ResourceInUse when the SVM already has an unfinished job),
+  // recording `started_by_uid` as the caller that asked, and starts the job. Returns
+  // the job's uuid.
+  Result<Uuid> Queue(table::Rdb& rdb, const JobRequest& request, uint32_t started_by_uid = 0);
   // Starts every queued or running job of the table (at start, before READY=1); returns
   // how many unfinished jobs the table had.
   size_t ResumeUnfinished(table::Rdb& rdb);
+
+  // An operator's Pause, Resume or Cancel of job `uuid` (Job1, docs/ARCHITECTURE.md §7),
+  // asked by `uid` (logged). Pause and Cancel of a running job take effect at its next
+  // batch boundary; Resume runs a paused job's body again; Cancel of a paused job runs
+  // its body, which records the cancel at once. Errors: EntryNotFound (4); NotSupported
+  // (3) for a restore or a key-store switch; InvalidValue (262185) for a job that ended,
+  // Pause of a paused job, Resume of a job that is not paused; ResourceInUse (8) once
+  // the job's commit began, or while a paused job's thread is still ending.
+  enum class Action { kPause, kResume, kCancel };
+  Status Control(table::Rdb& rdb, const Uuid& uuid, Action action, uint32_t uid);
 
  private:
   void Run(const Uuid& job, const JobRequest& request);

@@ -1,6 +1,7 @@
 #include "daemon/service/job_manager.h"
 
 #include "daemon/core/log.h"
+#include "daemon/service/job_request.h"
 #include "daemon/table/states.h"
 
 namespace svmkey::daemon {
@@ -16,7 +17,10 @@ class ManagedJobContext final : public JobContext {
 
   const Uuid& uuid() const override { return uuid_; }
   table::Rdb& rdb() override { return *rdb_; }
-  bool stop_requested() const override { return manager_.stopping_.load(); }
+  bool stop_requested() const override { return stop_reason() != StopReason::kNone; }
+  StopReason stop_reason() const override { return manager_.ReasonFor(uuid_); }
+  StopReason BeginUnstoppable() override { return manager_.BeginUnstoppable(uuid_); }
+  StopReason ConfirmStop() override { return manager_.ConfirmStop(uuid_); }
   Status SetPhase(int phase, const std::string& message) override;
   Status SetProgress(uint64_t done, uint64_t total) override;
   void PublishPhase(int phase, const std::string& message) override;
@@ -118,14 +122,27 @@ void JobManager::Start(const Uuid& uuid, JobBody body) {
   running.done = false;
   running.thread = std::thread([this, uuid, body = std::move(body)] {
     RunBody(uuid, body);
+    {
+      // Done before Finished publishes the end: whoever sees a job paused may resume it.
+      std::lock_guard<std::mutex> done_lock(mu_);
+      auto self = threads_.find(uuid.ToString());
+      if (self != threads_.end()) self->second.done = true;
+    }
     loop_.Post([this, uuid] { Finished(uuid); });
-    std::lock_guard<std::mutex> done_lock(mu_);
-    auto self = threads_.find(uuid.ToString());
-    if (self != threads_.end()) self->second.done = true;
   });
 }
 
 void JobManager::RunBody(const Uuid& uuid, const JobBody& body) {
+  // An operator's request concerns this run only: once the body returned, a later one
+  // is told the job is still stopping (until its thread is done).
+  struct EndControl {
+    JobManager& m;
+    std::string key;
+    ~EndControl() {
+      std::lock_guard<std::mutex> lock(m.mu_);
+      m.control_[key].confirmed = true;
+    }
+  } end_control{*this, uuid.ToString()};
   JobOutcome outcome;
   auto rdb = table::Rdb::Open(rdb_options_);
   if (!rdb.ok()) {
@@ -163,7 +180,11 @@ void JobManager::RunBody(const Uuid& uuid, const JobBody& body) {
     Status rec = jobs.Finish(uuid, s.numeric_code(), s.ToString());
     if (!rec.ok()) LogErr("job " + uuid.ToString() + ": cannot record the end: " + rec.ToString());
   }
+  if (recorded && outcome.kind == JobOutcome::Kind::kInterrupted) {
+    SettleStopped(uuid, jobs, outcome);
+  }
   if (outcome.kind == JobOutcome::Kind::kInterrupted) {
+    if (outcome.stopped_for == StopReason::kPause) return;
     LogNotice("job " + uuid.ToString() +
               " interrupted at a batch boundary; it resumes at the next start");
   } else if (outcome.status.ok()) {
@@ -173,7 +194,93 @@ void JobManager::RunBody(const Uuid& uuid, const JobBody& body) {
   }
 }
 
+void JobManager::SettleStopped(const Uuid& uuid, table::JobTable& jobs, JobOutcome& outcome) {
+  const std::string key = uuid.ToString();
+  if (outcome.stopped_for == StopReason::kPause) {
+    // Both SVM-KEK generations and the key store state stay as the body left them.
+    Status s = jobs.Pause(uuid);
+    if (s.ok()) {
+      LogNotice("job " + key + " paused at a batch boundary; it waits for Resume or Cancel");
+    } else {
+      LogErr("job " + key + ": cannot record the pause: " + s.ToString());
+    }
+  } else if (outcome.stopped_for == StopReason::kCancel) {
+    const Status canceled = CanceledStatus("canceled at a batch boundary");
+    Status s = jobs.Finish(uuid, canceled.numeric_code(), canceled.ToString());
+    if (!s.ok()) LogErr("job " + key + ": cannot record the cancel: " + s.ToString());
+    outcome = JobOutcome::Finished(canceled);
+  }
+}
+
+StopReason JobManager::ConfirmStop(const Uuid& uuid) {
+  std::lock_guard<std::mutex> lock(mu_);
+  Control& c = control_[uuid.ToString()];
+  c.confirmed = true;
+  if (c.reason != StopReason::kNone) return c.reason;
+  return stopping_.load() ? StopReason::kShutdown : StopReason::kNone;
+}
+
+StopReason JobManager::ReasonFor(const Uuid& uuid) const {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = control_.find(uuid.ToString());
+    if (it != control_.end() && it->second.reason != StopReason::kNone) return it->second.reason;
+  }
+  return stopping_.load() ? StopReason::kShutdown : StopReason::kNone;
+}
+
+StopReason JobManager::BeginUnstoppable(const Uuid& uuid) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    Control& c = control_[uuid.ToString()];
+    if (c.reason == StopReason::kPause || c.reason == StopReason::kCancel) return c.reason;
+    c.unstoppable = true;
+  }
+  // Job1.Cancelable turns false with the phase (job_object.cc).
+  PostToObserver([uuid](JobObserver& o) { o.PhaseChanged(uuid, table::kPhaseCommit, ""); });
+  return StopReason::kNone;
+}
+
+JobManager::StopRequest JobManager::RequestStop(const Uuid& uuid, StopReason reason) {
+  const std::string key = uuid.ToString();
+  std::lock_guard<std::mutex> lock(mu_);
+  auto t = threads_.find(key);
+  if (t == threads_.end() || t->second.done) return StopRequest::kNotRunning;
+  Control& c = control_[key];
+  if (c.unstoppable) return StopRequest::kUnstoppable;
+  if (c.confirmed) return StopRequest::kStopping;
+  if (c.reason != StopReason::kCancel) c.reason = reason;
+  return StopRequest::kAccepted;
+}
+
+void JobManager::StartStopped(const Uuid& uuid, JobBody body, StopReason reason) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    Control fresh;
+    fresh.reason = reason;
+    control_[uuid.ToString()] = fresh;
+  }
+  Start(uuid, std::move(body));
+}
+
+bool JobManager::Alive(const Uuid& uuid) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto t = threads_.find(uuid.ToString());
+  return t != threads_.end() && !t->second.done;
+}
+
+void JobManager::Republish(const Uuid& uuid) {
+  const auto row = PublishFromRow(uuid);
+  if (row.ok()) observer_.StateChanged(uuid, std::string(table::ToString(row->state)));
+}
+
 void JobManager::Finished(const Uuid& uuid) {
+  {
+    // The ended run's control; a run started since has a fresh, unconfirmed one.
+    std::lock_guard<std::mutex> lock(mu_);
+    auto c = control_.find(uuid.ToString());
+    if (c != control_.end() && c->second.confirmed) control_.erase(c);
+  }
   const auto row = PublishFromRow(uuid);
   const std::string key = uuid.ToString();
   observer_.StateChanged(uuid, row.ok() ? std::string(table::ToString(row->state)) : "unknown");

@@ -67,6 +67,26 @@ class JobManager {
   using Reply =
       std::function<void(uint32_t http_status, const std::string& job, const Status& failure)>;
   void Wait(const Uuid& uuid, std::chrono::seconds timeout, Reply reply);
+  // Operator control (Job1 Pause/Cancel, docs/ARCHITECTURE.md §7).
+  enum class StopRequest {
+    kAccepted,     // the job's thread stops at its next batch boundary
+    kNotRunning,   // no thread of this manager runs the job; nothing recorded
+    kUnstoppable,  // the job has begun its commit (JobContext::BeginUnstoppable)
+    kStopping,     // the job's body already stops for an earlier request or a shutdown
+  };
+  // Asks the job's thread to stop for `reason` (kPause or kCancel; a cancel replaces a
+  // pause, a pause never replaces a cancel).
+  StopRequest RequestStop(const Uuid& uuid, StopReason reason);
+  // Start() with `reason` already requested (kNone: none), forgetting any request made
+  // of an earlier run: the body stops before its first step. A cancel of a paused job
+  // runs its body so that it records the cancel its own way; Resume passes kNone.
+  void StartStopped(const Uuid& uuid, JobBody body, StopReason reason);
+  // Whether a thread of this manager still runs the job (a paused job's thread may
+  // still be ending).
+  bool Alive(const Uuid& uuid) const;
+  // Re-reads the job's row and publishes it and its state (after a change made on the
+  // loop thread, such as pausing a job no thread runs).
+  void Republish(const Uuid& uuid);
   // Asks every job to stop at a batch boundary and joins the threads.
   void Shutdown();
   // Removes terminal jobs past the retention period (their rows; the observer hears
@@ -88,6 +108,11 @@ class JobManager {
   Result<table::JobRow> PublishFromRow(const Uuid& uuid);  // loop thread: re-read and publish
   void PostToObserver(std::function<void(JobObserver&)> call);
   void RunBody(const Uuid& uuid, const JobBody& body);  // job thread
+  // A body that stopped (kInterrupted) for an operator: paused, or the cancel recorded.
+  void SettleStopped(const Uuid& uuid, table::JobTable& jobs, JobOutcome& outcome);
+  StopReason ReasonFor(const Uuid& uuid) const;  // any thread
+  StopReason BeginUnstoppable(const Uuid& uuid);  // job thread
+  StopReason ConfirmStop(const Uuid& uuid);       // job thread
   void Finished(const Uuid& uuid);                      // loop thread
   void ReapThreads();
 
@@ -100,6 +125,12 @@ class JobManager {
   uint64_t next_waiter_ = 1;
   mutable std::mutex mu_;
   std::map<std::string, Running> threads_;  // guarded by mu_
+  struct Control {
+    StopReason reason = StopReason::kNone;
+    bool unstoppable = false;
+    bool confirmed = false;  // the body stops for `reason`; later requests are refused
+  };
+  std::map<std::string, Control> control_;  // guarded by mu_; from a request to Finished
   std::atomic<bool> stopping_{false};
 };
 

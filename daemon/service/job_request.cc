@@ -33,6 +33,20 @@ Result<std::unique_ptr<FileIo>> MakeJobFileIo(const JobSettings& settings, std::
   return MakeFileIo(settings.io_mode, note);
 }
 
+bool IsControllable(JobKind kind) {
+  return kind == JobKind::kRekeyInternal || kind == JobKind::kVerify;
+}
+
+bool IsCancelable(const table::JobRow& row) {
+  if (table::IsTerminal(row.state) || row.phase >= table::kPhaseCommit) return false;
+  auto request = DecodeJobRequest(row.parameters_json);
+  return request.ok() && IsControllable(request->kind);
+}
+
+Status CanceledStatus(const std::string& context) {
+  return Status(ErrorCode::kJobCanceled, context);
+}
+
 std::string EncodeJobRequest(const JobRequest& request) {
   nlohmann::json j;
   j["kind"] = KindName(request.kind);

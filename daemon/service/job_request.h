@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "daemon/table/job_table.h"
 #include "engine/file_io.h"
 #include "engine/rewrap.h"
 #include "engine/status.h"
@@ -60,6 +61,17 @@ struct JobRequest {
   Uuid config;  // the Barbican configuration (rekey-internal, restore, the switch's target)
   bool dry_run = false;  // repair: diagnose only, write nothing
 };
+
+// Whether an operator may pause, resume and cancel jobs of this kind (Job1's Pause,
+// Resume, Cancel): rekey-internal and verify stop at a batch boundary; a restore is one
+// short step and a key-store switch must not stop between its two commits.
+bool IsControllable(JobKind kind);
+// Job1.Cancelable: the job is unfinished, of a controllable kind (per its parameters)
+// and has not reached the rekey's commit phase. The live object also turns it off when
+// the job's thread enters the commit (JobContext::BeginUnstoppable).
+bool IsCancelable(const table::JobRow& row);
+// The failure a canceled job records (JobCanceled); `context` says what was kept.
+Status CanceledStatus(const std::string& context);
 
 // The job row's parameters (JSON) and back. Decode errors: EncryptionStatusUnavailable.
 std::string EncodeJobRequest(const JobRequest& request);

@@ -281,23 +281,51 @@ void InstallPhase(RekeyRun& run) {
             " volumes");
 }
 
+// True when the run is asked to stop before its next phase (a pause or cancel of a
+// paused job runs the body with the request already made; it stops after the prechecks,
+// which tell whether a pending key is stored and so who records a cancel).
+bool StopsHere(RekeyRun& run) {
+  run.interrupted = run.interrupted || run.ctx.stop_requested();
+  return run.interrupted;
+}
+
 // The phases in order; the first failure ends the run. OK with run.interrupted set when
-// the rewrap stopped at a batch boundary.
+// the run stopped at a phase or batch boundary.
 Status RunPhases(RekeyRun& run) {
   SVMKEY_RETURN_IF_ERROR(CheckPhase(run));
+  if (StopsHere(run)) return Status::Ok();
   SVMKEY_RETURN_IF_ERROR(UnwrapCurrentPhase(run));
+  if (StopsHere(run)) return Status::Ok();
   SVMKEY_RETURN_IF_ERROR(StorePendingPhase(run));
+  if (StopsHere(run)) return Status::Ok();
   SVMKEY_RETURN_IF_ERROR(RewrapPhase(run));
   if (run.interrupted) return Status::Ok();
   SVMKEY_RETURN_IF_ERROR(DurabilityPhase(run));
+  // From here on the job refuses Pause and Cancel; one asked before still stops it.
+  if (run.ctx.BeginUnstoppable() != StopReason::kNone) {
+    run.interrupted = true;
+    return Status::Ok();
+  }
   SVMKEY_RETURN_IF_ERROR(CommitPhase(run));
   InstallPhase(run);
   return Status::Ok();
 }
 
-// The one writer of a failed rekey's final state (rekey_job.h states the rule).
-JobOutcome RecordOutcome(RekeyRun& run, const Status& status) {
-  if (run.interrupted) return JobOutcome::Interrupted();
+// The failure a cancel records: what it leaves depends on whether a pending key exists.
+Status Canceled(const RekeyRun& run) {
+  if (!run.pending_stored) return CanceledStatus("canceled before a new SVM-KEK was stored");
+  return CanceledStatus("canceled before the commit; SVM-KEK generations " + Gen(run.g) +
+                        " and " + Gen(run.g + 1) +
+                        " are both kept; run rekey-internal again to complete the rotation");
+}
+
+// The one writer of a failed rekey's final state (rekey_job.h states the rule); a cancel
+// is recorded as a failure.
+JobOutcome RecordOutcome(RekeyRun& run, const Status& result) {
+  const StopReason why = run.interrupted ? run.ctx.ConfirmStop() : StopReason::kNone;
+  const bool canceled = why == StopReason::kCancel;
+  if (run.interrupted && !canceled) return JobOutcome::Interrupted(why);
+  const Status status = canceled ? Canceled(run) : result;
   if (status.ok()) return JobOutcome::Finished(status);  // written by CommitPhase
   if (run.pending_stored) {
     table::SvmKekTable keks(run.ctx.rdb());

@@ -23,7 +23,13 @@
 //     SvmKekTable::RecordRekeyFailure: both SVM-KEKs stay, the key store returns to
 //     active (new keys under g are safe: g stays held), and a rerun adopts the pending
 //     key and completes the rotation;
-//   - a stop request: nothing is written; the row stays running and the job resumes.
+//   - a stop for shutdown: nothing is written; the row stays running and the job resumes;
+//   - a stop for an operator's Pause: nothing is written here; the job manager records
+//     paused, and Resume runs the body again (as a resume after a crash);
+//   - an operator's Cancel (at a phase or batch boundary before the commit): recorded
+//     as a failure with JobCanceled (458762), by the same rule as any failure, so a
+//     rerun adopts the pending key. Once the commit begins (BeginUnstoppable) the job
+//     refuses Pause and Cancel.
 // Every volume opens under a key the table holds at every point: before phase 3 only g
 // seals blobs; from phase 3 to 6 both g and g+1 are held; after 6, g is retired but kept.
 #pragma once

@@ -11,6 +11,8 @@ namespace svmkey::daemon {
 
 JobOutcome RunVerify(JobContext& ctx, KeyService& keys, const JobSettings& settings,
                      const JobRequest& req) {
+  // A cancel or pause asked before the job ran (of a paused job) stops it before any work.
+  if (ctx.stop_requested()) return JobOutcome::Interrupted(ctx.ConfirmStop());
   Status s = ctx.SetPhase(table::kPhaseUnwrapCurrent, "opening the SVM-KEKs");
   if (!s.ok()) return FinishJob(ctx, s);
   auto installed = keys.ActiveSvmKek(ctx.rdb(), req.svm);
@@ -54,7 +56,7 @@ JobOutcome RunVerify(JobContext& ctx, KeyService& keys, const JobSettings& setti
     done += *n;
     s = ctx.SetProgress(done, *total);
     if (!s.ok()) return FinishJob(ctx, s);
-    if (ctx.stop_requested()) return JobOutcome::Interrupted();
+    if (ctx.stop_requested()) return JobOutcome::Interrupted(ctx.ConfirmStop());
   }
   const std::string summary = std::to_string(done) + " volumes verified, " +
                               std::to_string(failed) + " failed";

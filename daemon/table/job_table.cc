@@ -8,7 +8,7 @@ namespace {
 #define JOB_COLUMNS                                                                     \
   "uuid, description, state, code, message, svm_uuid, config_uuid, queued_time, "       \
   "start_time, end_time, updated_time, progress_done, progress_total, phase, parameters, " \
-  "new_generation"
+  "new_generation, started_by_uid"
 
 // Domain outcomes pass through; anything that is a failure of the table itself becomes
 // 196608088, the code ONTAP uses when it cannot read or write an operation's status.
@@ -64,6 +64,7 @@ Result<JobRow> ReadJob(const Statement& st) {
   j.phase = static_cast<int>(st.ColumnInt(13));
   j.parameters_json = st.ColumnText(14);
   if (!st.ColumnIsNull(15)) j.new_generation = static_cast<uint64_t>(st.ColumnInt(15));
+  j.started_by_uid = static_cast<uint32_t>(st.ColumnInt(16));
   return j;
 }
 
@@ -115,10 +116,14 @@ Result<std::optional<JobRow>> FindUnfinishedLocked(Db& db, const Uuid& svm) {
 Status InsertJobLocked(Db& db, const NewJob& job, int64_t now) {
   Result<Statement> st = db.Cached(
       "INSERT INTO jobs (uuid, description, state, svm_uuid, config_uuid, queued_time, "
-      "updated_time, parameters) VALUES (?1, ?2, 'queued', ?3, ?4, ?5, ?5, ?6)");
+      "updated_time, parameters, started_by_uid) VALUES (?1, ?2, 'queued', ?3, ?4, ?5, ?5, ?6, "
+      "?7)");
   if (!st.ok()) return st.status();
-  st->Bind(1, job.uuid.ToString()).Bind(2, job.description).Bind(5, now).Bind(6,
-                                                                               job.parameters_json);
+  st->Bind(1, job.uuid.ToString())
+      .Bind(2, job.description)
+      .Bind(5, now)
+      .Bind(6, job.parameters_json)
+      .Bind(7, static_cast<int64_t>(job.started_by_uid));
   if (job.svm) {
     st->Bind(3, job.svm->ToString());
   } else {
@@ -265,6 +270,8 @@ Status JobTable::Transition(const Uuid& job, JobState to) {
 }
 
 Status JobTable::Start(const Uuid& job) { return Transition(job, JobState::kRunning); }
+
+Status JobTable::Pause(const Uuid& job) { return Transition(job, JobState::kPaused); }
 
 Status JobTable::SetPhase(const Uuid& job, int phase, const std::string& message) {
   if (phase < 0 || phase > kPhaseInstall) {

@@ -1,8 +1,8 @@
 // JobTable: the persistent job rows (ONTAP's job table, docs/ARCHITECTURE.md §7). A
 // job row is the truth about a rekey: its state, phase (1..7), progress, final code and
 // message survive a crash, and ListUnfinished() tells svmkeyd at start which jobs to
-// resume. No method pauses a job; `paused` stays a state of the schema (states.h), and
-// Start() resumes a row found in it.
+// resume. A paused job (Pause(), at an operator's request, docs/ARCHITECTURE.md §7) is
+// not unfinished work to resume at start: it stays paused until Start() resumes it.
 //
 // Times are Unix milliseconds from the Rdb clock; 0 means "not yet". Terminal jobs are
 // removed by PruneFinished once older than RdbOptions::job_retention (default 24 h).
@@ -34,6 +34,7 @@ struct NewJob {
   std::optional<Uuid> svm;
   std::optional<Uuid> config;
   std::string parameters_json = "{}";  // the request, so a resumed job knows what to do
+  uint32_t started_by_uid = 0;         // the caller that asked for the job
 };
 
 struct JobRow {
@@ -53,6 +54,7 @@ struct JobRow {
   int phase = 0;  // docs/ARCHITECTURE.md §7 phase; PhaseName() in states.h
   std::string parameters_json;
   std::optional<uint64_t> new_generation;
+  uint32_t started_by_uid = 0;
   friend bool operator==(const JobRow&, const JobRow&) = default;
 };
 
@@ -76,12 +78,16 @@ class JobTable {
   Result<JobRow> Get(const Uuid& job);
   // Oldest first.
   Result<std::vector<JobRow>> List(const JobFilter& filter = {});
-  // Queued and running jobs, oldest first: what svmkeyd resumes at start.
+  // Queued and running jobs, oldest first: what svmkeyd resumes at start (paused jobs
+  // wait for an operator's Resume).
   Result<std::vector<JobRow>> ListUnfinished();
   Result<std::optional<JobRow>> FindUnfinishedForSvm(const Uuid& svm);
 
   // queued | paused → running; the start time is set on the first start only.
   Status Start(const Uuid& job);
+  // queued | running → paused (an operator's Pause, recorded once the job stopped at a
+  // batch boundary, or at once when no thread runs it).
+  Status Pause(const Uuid& job);
   // Records the phase about to start (and, from phase 3 on, the new generation) and a
   // progress text in `message`. Refused for terminal jobs.
   Status SetPhase(const Uuid& job, int phase, const std::string& message = {});

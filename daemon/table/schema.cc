@@ -111,7 +111,15 @@ CREATE INDEX jobs_by_state ON jobs (state);
 CREATE INDEX jobs_by_svm ON jobs (svm_uuid);
 )sql";
 
-constexpr std::array<std::string_view, 3> kSteps = {kV1, kV2, kV3};
+// The uid of the caller that started each job (Job1.StartedByUID, udisks2's
+// Job.StartedByUID). Rows of earlier versions were started by root or a member of
+// group svmkey; 0 (root) is what they show.
+constexpr std::string_view kV4 = R"sql(
+ALTER TABLE jobs ADD COLUMN started_by_uid INTEGER NOT NULL DEFAULT 0
+  CHECK (started_by_uid BETWEEN 0 AND 4294967295);
+)sql";
+
+constexpr std::array<std::string_view, 4> kSteps = {kV1, kV2, kV3, kV4};
 static_assert(kSteps.size() == kSchemaVersion);
 
 }  // namespace

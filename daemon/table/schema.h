@@ -8,6 +8,8 @@
 //              index for the admin-SVM precheck (65537547)
 //   version 3  jobs gain phase (docs/ARCHITECTURE.md §7, 1..7), parameters (JSON), new_generation and
 //              updated_time, with indexes for recovery and pruning
+//   version 4  jobs gain started_by_uid (the caller that asked for the job; 0 in rows
+//              of earlier versions)
 //
 // Each step runs in its own BEGIN IMMEDIATE transaction together with its user_version
 // bump (user_version lives in the database header, which SQLite writes inside the
@@ -28,7 +30,7 @@
 
 namespace svmkey::table {
 
-inline constexpr int64_t kSchemaVersion = 3;
+inline constexpr int64_t kSchemaVersion = 4;
 
 // Migration steps; step i (0-based) takes the file from version i to i + 1.
 std::span<const std::string_view> SchemaMigrations();

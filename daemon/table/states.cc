@@ -91,7 +91,7 @@ bool IsAllowedTransition(JobState from, JobState to) {
   using S = JobState;
   switch (from) {
     case S::kQueued:
-      return to == S::kRunning || IsTerminal(to);
+      return to == S::kRunning || to == S::kPaused || IsTerminal(to);
     case S::kRunning:
       return to == S::kPaused || IsTerminal(to);
     case S::kPaused:

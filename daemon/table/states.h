@@ -45,7 +45,7 @@ bool IsTerminal(JobState s);
 //   disabling    → active                      (a disable that was given up)
 bool IsAllowedTransition(KeyStoreState from, KeyStoreState to);
 
-// Job state machine (ONTAP's job states): queued → running | success | failure;
+// Job state machine (ONTAP's job states): queued → running | paused | success | failure;
 // running ↔ paused; running | paused → success | failure; terminal states are final.
 bool IsAllowedTransition(JobState from, JobState to);
 

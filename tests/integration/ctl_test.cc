@@ -11,6 +11,7 @@
 
 #include <nlohmann/json.hpp>
 #include <regex>
+#include <thread>
 
 #include "engine/uuid.h"
 #include "tests/integration/daemon_fixture.h"
@@ -351,7 +352,10 @@ TEST_F(CtlTest, HelpOnEveryVerbAndOntapOptionSpelling) {
                                           "volume repair",
                                           "job show",
                                           "job list",
-                                          "job watch"};
+                                          "job watch",
+                                          "job cancel",
+                                          "job pause",
+                                          "job resume"};
   for (const std::string& verb : verbs) {
     const CommandResult r = Sh(Quote(SVMKEYCTL_PATH) + " " + verb + " --help", 30s);
     EXPECT_EQ(r.status, 0) << verb;
@@ -365,6 +369,42 @@ TEST_F(CtlTest, HelpOnEveryVerbAndOntapOptionSpelling) {
   const json j = json::parse(out, nullptr, false);
   ASSERT_TRUE(j.is_array()) << out;
   EXPECT_EQ(j.size(), 1u);
+}
+
+// job pause / resume / cancel (Job1's methods) on a running rekey, and their refusal on a
+// finished job with the ONTAP code.
+TEST_F(CtlTest, JobPauseResumeCancel) {
+  const SvmSetup s = SetUpSvm("jc");
+  ASSERT_EQ(RegisterVolumeSet("jc", MakeVolumeSet(s.svm_uuid, 6000)), 6000u);
+  const json started = Json("barbican rekey-internal --svm jc --no-wait");
+  const std::string job = started["job"]["uuid"].get<std::string>();
+  auto wait = [&](auto done) {
+    const auto deadline = std::chrono::steady_clock::now() + 120s;
+    VariantMap j = km().GetJob(job);
+    while (!done(j) && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(5ms);
+      j = km().GetJob(job);
+    }
+    return j;
+  };
+  wait([](const VariantMap& j) { return j.at("volumes_done").get<uint64_t>() > 0; });
+  EXPECT_NE(Ok("job pause " + job).find("pause requested"), std::string::npos);
+  ASSERT_EQ(State(wait([](const VariantMap& j) { return State(j) != "running"; })), "paused")
+      << DaemonLog();
+  const json shown = Json("job show " + job);
+  EXPECT_EQ(shown["state"], "paused");
+  EXPECT_EQ(shown["cancelable"], true);
+  EXPECT_EQ(shown["started_by_uid"], 0);
+  Ok("job resume " + job);
+  Ok("job cancel " + job);
+  const VariantMap end = WaitJob(job, 120s);
+  ASSERT_EQ(State(end), "failure") << Message(end) << DaemonLog();
+  EXPECT_EQ(Code(end), 458762u);
+  const CommandResult again = Ctl("job cancel " + job);
+  EXPECT_EQ(again.status, 1);
+  EXPECT_NE(again.err.find("Error: 262185: "), std::string::npos) << again.err;
+  // The rerun completes the rotation.
+  EXPECT_EQ(Json("barbican rekey-internal --svm jc")["state"], "success");
 }
 
 // On a terminal, rekey-internal redraws one progress line in place (\r ... ESC[K) with

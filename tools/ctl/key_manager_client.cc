@@ -30,6 +30,31 @@ void KeyManagerClient::DispatchSignals() {
   }
 }
 
+namespace {
+
+// One org.svmkey.Job1 object, for the job control calls.
+class JobClient final : public sdbus::ProxyInterfaces<org::svmkey::Job1_proxy> {
+ public:
+  JobClient(sdbus::IConnection& connection, const std::string& job)
+      : ProxyInterfaces(connection, ipc::kBusName, ipc::JobObjectPath(job)) {
+    registerProxy();
+  }
+  ~JobClient() { unregisterProxy(); }
+};
+
+}  // namespace
+
+void KeyManagerClient::ControlJob(const std::string& job, const std::string& action) {
+  JobClient client(connection_, job);
+  if (action == "cancel") {
+    client.Cancel();
+  } else if (action == "pause") {
+    client.Pause();
+  } else {
+    client.Resume();
+  }
+}
+
 void KeyManagerClient::onJobChanged(const std::string& /*uuid*/, const std::string& /*state*/) {}
 
 }  // namespace svmkey::ctl

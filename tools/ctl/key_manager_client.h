@@ -11,6 +11,7 @@
 #include <memory>
 #include <string>
 
+#include "job1_proxy.h"
 #include "keymanager1_proxy.h"
 
 namespace svmkey::ctl {
@@ -28,6 +29,10 @@ class KeyManagerClient final : public sdbus::ProxyInterfaces<org::svmkey::KeyMan
 
   KeyManagerClient(const KeyManagerClient&) = delete;
   KeyManagerClient& operator=(const KeyManagerClient&) = delete;
+
+  // Job1.Cancel, Pause or Resume (`action`: "cancel", "pause", "resume") on the job
+  // object of `job` (ipc::JobObjectPath). Throws sdbus::Error with svmkeyd's error.
+  void ControlJob(const std::string& job, const std::string& action);
 
   // Handles the signals that arrived during earlier calls (they wait in the connection's
   // read queue, which is bounded, until something dispatches them).

@@ -275,6 +275,23 @@ void CommandLine::AddJobVerbs() {
       "Follow a job with a progress bar until it ends.\nExample: svmkeyctl job watch <uuid>",
       WatchJobVerb);
   s->add_option("uuid", o_.job, "Job uuid")->required();
+
+  // Job control (Job1 Cancel, Pause, Resume): rekey-internal and verify jobs.
+  s = AddVerb(g, "cancel",
+              "Cancel a job at its next batch boundary (a rekey: before its commit only; both "
+              "SVM-KEK generations stay and a rerun completes the rotation).\n"
+              "Example: svmkeyctl job cancel <uuid>",
+              CancelJob);
+  s->add_option("uuid", o_.job, "Job uuid")->required();
+  s = AddVerb(g, "pause",
+              "Pause a job at its next batch boundary; it stays paused across restarts.\n"
+              "Example: svmkeyctl job pause <uuid>",
+              PauseJob);
+  s->add_option("uuid", o_.job, "Job uuid")->required();
+  s = AddVerb(g, "resume",
+              "Resume a paused job from where it stopped.\nExample: svmkeyctl job resume <uuid>",
+              ResumeJob);
+  s->add_option("uuid", o_.job, "Job uuid")->required();
 }
 
 // A failed call prints "Error: <message>": svmkeyd's errors (those of the error table)

@@ -308,7 +308,7 @@ int RepairVolumes(KeyManagerClient& km, const Options& o) {
 int ShowJob(KeyManagerClient& km, const Options& o) {
   PrintMap(o, km.GetJob(o.job),
            {"uuid", "description", "state", "code", "message", "phase", "volumes_done",
-            "volumes_total", "start_time", "end_time"});
+            "volumes_total", "start_time", "end_time", "cancelable", "started_by_uid"});
   return 0;
 }
 
@@ -322,5 +322,20 @@ int ListJobs(KeyManagerClient& km, const Options& o) {
 }
 
 int WatchJobVerb(KeyManagerClient& km, const Options& o) { return WatchJob(km, o, o.job); }
+
+namespace {
+
+// Job1 Cancel/Pause/Resume; the job's new state shows once it reached a batch boundary.
+int ControlJobVerb(KeyManagerClient& km, const Options& o, const std::string& action) {
+  km.ControlJob(o.job, action);
+  std::cout << "Job " << o.job << ": " << action << " requested\n";
+  return 0;
+}
+
+}  // namespace
+
+int CancelJob(KeyManagerClient& km, const Options& o) { return ControlJobVerb(km, o, "cancel"); }
+int PauseJob(KeyManagerClient& km, const Options& o) { return ControlJobVerb(km, o, "pause"); }
+int ResumeJob(KeyManagerClient& km, const Options& o) { return ControlJobVerb(km, o, "resume"); }
 
 }  // namespace svmkey::ctl

@@ -62,5 +62,8 @@ int RepairVolumes(KeyManagerClient& km, const Options& o);
 int ShowJob(KeyManagerClient& km, const Options& o);
 int ListJobs(KeyManagerClient& km, const Options& o);
 int WatchJobVerb(KeyManagerClient& km, const Options& o);
+int CancelJob(KeyManagerClient& km, const Options& o);
+int PauseJob(KeyManagerClient& km, const Options& o);
+int ResumeJob(KeyManagerClient& km, const Options& o);
 
 }  // namespace svmkey::ctl

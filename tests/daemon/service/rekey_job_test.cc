@@ -76,7 +76,19 @@ class TestJobContext final : public JobContext {
 
   const Uuid& uuid() const override { return uuid_; }
   table::Rdb& rdb() override { return rdb_; }
-  bool stop_requested() const override { return stop_after_progress_ <= progress_calls_; }
+  bool stop_requested() const override { return stop_reason() != StopReason::kNone; }
+  StopReason stop_reason() const override {
+    return stop_after_progress_ <= progress_calls_ ? stop_for_ : StopReason::kNone;
+  }
+  StopReason BeginUnstoppable() override {
+    ++unstoppable_calls_;
+    return stop_at_commit_;
+  }
+  // As the job manager: the reason a body stops for is the request it found.
+  StopReason ConfirmStop() override {
+    return unstoppable_calls_ > 0 && stop_at_commit_ != StopReason::kNone ? stop_at_commit_
+                                                                            : stop_reason();
+  }
   Status SetPhase(int phase, const std::string& message) override {
     if (phase == crash_at_phase_) throw std::runtime_error("simulated crash");
     table::JobTable jobs(rdb_);
@@ -95,6 +107,9 @@ class TestJobContext final : public JobContext {
   uint64_t stop_after_progress_ = kNever;  // stop at the boundary after this many batches
   uint64_t fail_progress_call_ = kNever;   // this SetProgress call (1-based) fails
   int crash_at_phase_ = 0;                 // SetPhase of this phase throws (a crash)
+  StopReason stop_for_ = StopReason::kShutdown;       // why stop_after_progress_ stops it
+  StopReason stop_at_commit_ = StopReason::kNone;     // a request found by BeginUnstoppable
+  int unstoppable_calls_ = 0;
 
  private:
   table::Rdb& rdb_;
@@ -389,6 +404,104 @@ TEST_F(RekeyJobTest, ExternalKeyLostAfterPendingDoesNotStopTheRewrap) {
   const JobOutcome out = Run(ctx);
   EXPECT_TRUE(out.status.ok()) << out.status.ToString();
   ExpectRotated(ctx.uuid(), 2);
+}
+
+// Job control (Job1 Pause, Resume, Cancel): the body's side. The job manager records
+// paused for a body that stopped for a pause; here the test does.
+TEST_F(RekeyJobTest, PauseAtABatchBoundaryThenResumeCompletes) {
+  const Uuid job = NewJob();
+  uint64_t done_when_paused = 0;
+  {
+    TestJobContext ctx(*rdb_, job);
+    ctx.stop_after_progress_ = 2;
+    ctx.stop_for_ = StopReason::kPause;
+    const JobOutcome out = Run(ctx);
+    EXPECT_EQ(out.kind, JobOutcome::Kind::kInterrupted);
+    EXPECT_EQ(out.stopped_for, StopReason::kPause);
+    EXPECT_EQ(ctx.unstoppable_calls_, 0);  // never reached the commit
+    done_when_paused = Job(job).progress_done;
+  }
+  ExpectResumable(job);  // both generations, svm_kek_rekey
+  EXPECT_EQ(done_when_paused, 2 * kBatch);
+  ASSERT_OK(table::JobTable(*rdb_).Pause(job));
+  EXPECT_EQ(Job(job).state, table::JobState::kPaused);
+  // Paused is not work to resume at start.
+  EXPECT_TRUE(table::JobTable(*rdb_).ListUnfinished().value().empty());
+  // Resume: running again, the body continues (volumes already at g+1 are skipped).
+  ASSERT_OK(table::JobTable(*rdb_).Start(job));
+  TestJobContext resumed(*rdb_, job);
+  const JobOutcome out = Run(resumed);
+  EXPECT_TRUE(out.status.ok()) << out.status.ToString();
+  EXPECT_EQ(resumed.unstoppable_calls_, 1);
+  ExpectRotated(job, 2);
+}
+
+TEST_F(RekeyJobTest, CancelBeforeTheCommitKeepsBothKeysAndARerunAdoptsThePendingKey) {
+  const Uuid job = NewJob();
+  TestJobContext ctx(*rdb_, job);
+  ctx.stop_after_progress_ = 2;
+  ctx.stop_for_ = StopReason::kCancel;
+  const JobOutcome out = Run(ctx);
+  ExpectFailedWithBothKept(job, out, ErrorCode::kJobCanceled);
+  EXPECT_NE(Job(job).message.find("both kept"), std::string::npos) << Job(job).message;
+  const auto pending = table::SvmKekTable(*rdb_).GetPending(svm_).value();
+  RerunCompletes();
+  EXPECT_EQ(table::SvmKekTable(*rdb_).GetActive(svm_).value().wrapped, pending.wrapped);
+}
+
+TEST_F(RekeyJobTest, CancelOfAPausedJobRecordsItWithoutRewrapping) {
+  const Uuid job = NewJob();
+  {
+    TestJobContext ctx(*rdb_, job);
+    ctx.stop_after_progress_ = 1;
+    ctx.stop_for_ = StopReason::kPause;
+    EXPECT_EQ(Run(ctx).kind, JobOutcome::Kind::kInterrupted);
+  }
+  ASSERT_OK(table::JobTable(*rdb_).Pause(job));
+  const uint64_t done = Job(job).progress_done;
+  // Cancel of a paused job: the body runs with the cancel already asked.
+  ASSERT_OK(table::JobTable(*rdb_).Start(job));
+  TestJobContext canceled(*rdb_, job);
+  canceled.stop_after_progress_ = 0;
+  canceled.stop_for_ = StopReason::kCancel;
+  source_->FailAfter(0);  // the cancel needs no external key
+  const JobOutcome out = Run(canceled);
+  source_->Recover();
+  ExpectFailedWithBothKept(job, out, ErrorCode::kJobCanceled);
+  EXPECT_EQ(Job(job).progress_done, done);
+  RerunCompletes();
+}
+
+TEST_F(RekeyJobTest, CancelBeforeAnyPendingKeyChangesNothing) {
+  TestJobContext ctx(*rdb_, NewJob());
+  ctx.stop_after_progress_ = 0;  // asked before the job ran
+  ctx.stop_for_ = StopReason::kCancel;
+  ExpectFailedUnchanged(ctx.uuid(), Run(ctx), ErrorCode::kJobCanceled);
+  RerunCompletes();
+}
+
+TEST_F(RekeyJobTest, CancelFoundAtTheCommitStopsItAndKeepsBothKeys) {
+  TestJobContext ctx(*rdb_, NewJob());
+  ctx.stop_at_commit_ = StopReason::kCancel;
+  const JobOutcome out = Run(ctx);
+  ExpectFailedWithBothKept(ctx.uuid(), out, ErrorCode::kJobCanceled);
+  for (uint64_t g : ExpectEveryVolumeOpens()) EXPECT_EQ(g, 2u);  // rewrapped, not committed
+  RerunCompletes();
+}
+
+TEST_F(RekeyJobTest, PauseFoundAtTheCommitLeavesTheJobResumable) {
+  const Uuid job = NewJob();
+  {
+    TestJobContext ctx(*rdb_, job);
+    ctx.stop_at_commit_ = StopReason::kPause;
+    const JobOutcome out = Run(ctx);
+    EXPECT_EQ(out.kind, JobOutcome::Kind::kInterrupted);
+    EXPECT_EQ(out.stopped_for, StopReason::kPause);
+  }
+  ExpectResumable(job);
+  TestJobContext resumed(*rdb_, job);
+  EXPECT_TRUE(Run(resumed).status.ok());
+  ExpectRotated(job, 2);
 }
 
 }  // namespace

@@ -50,7 +50,8 @@ TEST_F(JobTableTest, LifecycleRecordsTimesPhaseAndProgress) {
   ASSERT_OK(jobs().SetPhase(id, kPhaseRewrap, "rewrapping"));
   ASSERT_OK(jobs().SetProgress(id, 500, 1000));
   now_ms_ += 10;
-  Force(id, JobState::kPaused);  // no method pauses; a table may hold the state
+  ASSERT_OK(jobs().Pause(id));
+  EXPECT_EQ(jobs().Get(id).value().state, JobState::kPaused);
   ASSERT_OK(jobs().Start(id));  // resume keeps the first start time
   now_ms_ += 10;
   ASSERT_OK(jobs().Finish(id, 65537565, "Internal error. Failed to update the VDEK blob."));
@@ -70,6 +71,15 @@ TEST_F(JobTableTest, LifecycleRecordsTimesPhaseAndProgress) {
   EXPECT_CODE(jobs().SetProgress(id, 1, 1), kInvalidValue);
   EXPECT_CODE(jobs().Finish(id, 0, ""), kInvalidValue);
   EXPECT_CODE(jobs().SetPhase(id, 8), kInvalidValue);
+}
+
+TEST_F(JobTableTest, RecordsTheUidThatStartedTheJob) {
+  NewJob asked = Job(1);
+  asked.started_by_uid = 4294967294u;  // the largest uid that is not (uid_t)-1
+  ASSERT_OK(jobs().Create(asked));
+  ASSERT_OK(jobs().Create(Job(2)));
+  EXPECT_EQ(jobs().Get(NumberedUuid(0x10b, 1)).value().started_by_uid, 4294967294u);
+  EXPECT_EQ(jobs().Get(NumberedUuid(0x10b, 2)).value().started_by_uid, 0u);
 }
 
 TEST_F(JobTableTest, SuccessGetsOntapsCompletionMessage) {
@@ -92,6 +102,7 @@ TEST_F(JobTableTest, EveryStateTransition) {
   };
   const Op ops[] = {
       {"start", JobState::kRunning, [](JobTable t, const Uuid& u) { return t.Start(u); }},
+      {"pause", JobState::kPaused, [](JobTable t, const Uuid& u) { return t.Pause(u); }},
       {"succeed", JobState::kSuccess, [](JobTable t, const Uuid& u) { return t.Finish(u, 0, ""); }},
       {"fail", JobState::kFailure, [](JobTable t, const Uuid& u) { return t.Finish(u, 8, "x"); }},
   };

@@ -11,6 +11,7 @@
 #include <random>
 #include <thread>
 
+#include "daemon/table/schema.h"
 #include "tests/daemon/table/table_test_util.h"
 
 namespace svmkey::table {
@@ -36,7 +37,7 @@ TEST(RdbOpenTest, CreatesTheFileAndAnOwnerOnlyHostKeyBesideIt) {
   rdb.value().reset();
   Result<std::unique_ptr<Rdb>> again = Rdb::Open(o);
   ASSERT_TRUE(again.ok());
-  EXPECT_EQ(again.value()->opened_at_version(), 3);
+  EXPECT_EQ(again.value()->opened_at_version(), kSchemaVersion);
 }
 
 TEST(RdbOpenTest, HostKeyFromASystemdCredential) {

@@ -69,6 +69,18 @@ CREATE INDEX volumes_admin_keys ON volumes (svm_uuid) WHERE key_manager = 'admin
 PRAGMA user_version = 2;
 )sql";
 
+// Frozen: what version 3 added.
+constexpr char kV3Ddl[] = R"sql(
+ALTER TABLE jobs ADD COLUMN phase INTEGER NOT NULL DEFAULT 0 CHECK (phase BETWEEN 0 AND 7);
+ALTER TABLE jobs ADD COLUMN parameters TEXT NOT NULL DEFAULT '{}';
+ALTER TABLE jobs ADD COLUMN new_generation INTEGER;
+ALTER TABLE jobs ADD COLUMN updated_time INTEGER NOT NULL DEFAULT 0;
+UPDATE jobs SET updated_time = max(queued_time, start_time, end_time);
+CREATE INDEX jobs_by_state ON jobs (state);
+CREATE INDEX jobs_by_svm ON jobs (svm_uuid);
+PRAGMA user_version = 3;
+)sql";
+
 // Rows every old file gets; valid at every version.
 constexpr char kV1Data[] = R"sql(
 INSERT INTO svms VALUES ('aaaaaaaa-0000-4000-8000-000000000001', 'vs1', 'data');
@@ -90,6 +102,7 @@ void MakeFile(const std::string& path, int version) {
   ASSERT_OK(db->Exec(kV1Ddl));
   ASSERT_OK(db->Exec(kV1Data));
   if (version >= 2) ASSERT_OK(db->Exec(kV2Ddl));
+  if (version >= 3) ASSERT_OK(db->Exec(kV3Ddl));
 }
 
 std::vector<std::string> Columns(Db& db, const std::string& table) {
@@ -108,7 +121,7 @@ void ExpectCurrentShape(Db& db) {
   const std::vector<std::string> jobs = {
       "uuid", "description", "state", "code", "message", "svm_uuid", "config_uuid",
       "queued_time", "start_time", "end_time", "progress_done", "progress_total", "phase",
-      "parameters", "new_generation", "updated_time"};
+      "parameters", "new_generation", "updated_time", "started_by_uid"};
   EXPECT_EQ(Columns(db, "jobs"), jobs);
   EXPECT_EQ(db.QueryInt("SELECT count(*) FROM sqlite_master WHERE name IN "
                         "('volumes_admin_keys', 'jobs_by_state', 'jobs_by_svm')")
@@ -151,8 +164,8 @@ TEST_P(SchemaFromOldVersionTest, MigratesAndKeepsData) {
   EXPECT_EQ(vol->ColumnText(3), "data");
   EXPECT_EQ(vol->ColumnInt(4), 1);
   Result<Statement> job = db->Prepare(
-      "SELECT state, code, message, phase, parameters, new_generation IS NULL, updated_time "
-      "FROM jobs");
+      "SELECT state, code, message, phase, parameters, new_generation IS NULL, updated_time, "
+      "started_by_uid FROM jobs");
   ASSERT_TRUE(job->Step().value());
   EXPECT_EQ(job->ColumnText(0), "failure");
   EXPECT_EQ(job->ColumnInt(1), 65537565);
@@ -161,6 +174,7 @@ TEST_P(SchemaFromOldVersionTest, MigratesAndKeepsData) {
   EXPECT_EQ(job->ColumnText(4), "{}");
   EXPECT_EQ(job->ColumnInt(5), 1);
   EXPECT_EQ(job->ColumnInt(6), 300);  // the latest of the old time stamps
+  EXPECT_EQ(job->ColumnInt(7), 0);    // started before uids were recorded: shown as root
   EXPECT_EQ(db->QueryInt("SELECT count(*) FROM svm_keks WHERE state = 'active'").value(), 1);
   EXPECT_EQ(db->QueryInt("SELECT count(*) FROM key_stores WHERE enabled = 1").value(), 1);
 

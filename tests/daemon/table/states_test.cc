@@ -51,6 +51,7 @@ TEST(StatesTest, JobTransitionsMatchTheStateMachine) {
   using S = JobState;
   const std::set<std::pair<S, S>> allowed = {
       {S::kQueued, S::kRunning},  {S::kQueued, S::kSuccess},  {S::kQueued, S::kFailure},
+      {S::kQueued, S::kPaused},
       {S::kRunning, S::kPaused},  {S::kRunning, S::kSuccess}, {S::kRunning, S::kFailure},
       {S::kPaused, S::kRunning},  {S::kPaused, S::kSuccess},  {S::kPaused, S::kFailure},
   };
