@@ -1,0 +1,96 @@
+// Issue-14 attacks on the bus side of svmkeyd (docs/ARCHITECTURE.md §9):
+// - a listing larger than the bus's message limit (ListVolumes of 10^4 volumes with long
+//   names and paths, limit 10000): pages are bounded in bytes, the daemon stays on the
+//   bus, and paging with `after` (svmkeyctl volume list too) returns every row once;
+#include <set>
+#include <string>
+#include <vector>
+
+#include "tests/integration/local_fixture.h"
+
+namespace svmkey::integration {
+namespace {
+
+using sdbus::Variant;
+
+constexpr int kBigVolumes = 12000;
+
+class BusLimitsTest : public LocalDaemonTest {
+ protected:
+  // An SVM with kBigVolumes volume rows of ~4 KiB each (255-byte names, ~3.8 KiB paths),
+  // written into the table directly: 48 MiB of rows, more than the bus carries at once.
+  std::string SvmWithLongVolumeRows() {
+    const std::string svm = km().CreateSvm("bigsvm", {});
+    TableFile table(daemon().table_path());
+    EXPECT_TRUE(table.ok()) << table.error();
+    const std::string name_tail(240, 'n');
+    const std::string path_head = "/" + std::string(3800, 'p');
+    EXPECT_TRUE(table.Exec(
+        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < " +
+            std::to_string(kBigVolumes) +
+            ") INSERT INTO volumes (uuid, svm_uuid, name, dsid, metadata_path, generation) "
+            "SELECT printf('%08x-0000-4000-8000-%012x', i, i), ?, printf('v%05d-', i) || ?, "
+            "i, ? || printf('/%d.meta', i), 1 FROM n",
+        {svm, name_tail, path_head}))
+        << table.error();
+    return svm;
+  }
+};
+
+TEST_F(BusLimitsTest, ListVolumesPagesAreBoundedAndPagingReturnsEveryRow) {
+  const std::string svm = SvmWithLongVolumeRows();
+  std::set<std::string> seen;
+  std::string after;
+  size_t pages = 0;
+  for (;;) {
+    VariantMap options{{"limit", Variant(uint32_t{10000})}};
+    if (!after.empty()) options["after"] = Variant(after);
+    std::vector<VariantMap> page;
+    const BusError e = CatchBusError([&] { page = km().ListVolumes(svm, options); });
+    ASSERT_TRUE(e.name.empty()) << e.name << ": " << e.message << DaemonLog();
+    if (page.empty()) break;
+    ++pages;
+    // 4 MiB of ~4 KiB rows: fewer rows than asked for, and at least one.
+    EXPECT_LT(page.size(), 1100u);
+    for (const auto& row : page) {
+      EXPECT_TRUE(seen.insert(row.at("uuid").get<std::string>()).second) << "a row came twice";
+    }
+    after = page.back().at("uuid").get<std::string>();
+  }
+  EXPECT_EQ(seen.size(), static_cast<size_t>(kBigVolumes));
+  EXPECT_GE(pages, 12u);
+  EXPECT_TRUE(daemon().running()) << DaemonLog();
+  EXPECT_EQ(km().ListSvms({}).size(), 1u);
+
+  // svmkeyctl pages through all of them.
+  const CommandResult r = Sh(Quote(SVMKEYCTL_PATH) + " --address " + Quote(address()) +
+                             " --json volume list --svm bigsvm | grep -c '\"uuid\"'");
+  EXPECT_EQ(r.out.substr(0, r.out.find('\n')), std::to_string(kBigVolumes)) << r.err;
+}
+
+TEST_F(BusLimitsTest, EveryListTakesAfterAndLimit) {
+  for (const char* name : {"s1", "s2", "s3"}) km().CreateSvm(name, {});
+  std::vector<std::string> uuids;
+  std::string after;
+  for (;;) {
+    VariantMap filter{{"limit", Variant(uint32_t{2})}};
+    if (!after.empty()) filter["after"] = Variant(after);
+    const auto page = km().ListSvms(filter);
+    if (page.empty()) break;
+    EXPECT_LE(page.size(), 2u);
+    for (const auto& row : page) uuids.push_back(row.at("uuid").get<std::string>());
+    after = uuids.back();
+  }
+  EXPECT_EQ(uuids.size(), 3u);
+  // An `after` naming no row is 4; the other lists take the same keys.
+  const std::string missing = "00000000-0000-4000-8000-000000000001";
+  EXPECT_TRUE(IsSvmkeyError(CatchBusError([&] { km().ListSvms({{"after", Variant(missing)}}); }),
+                            "EntryNotFound", 4));
+  EXPECT_TRUE(km().ListKeyStores({{"limit", Variant(uint32_t{1})}}).empty());
+  EXPECT_TRUE(km().ListBarbicanConfigs({{"limit", Variant(uint32_t{1})}}).empty());
+  EXPECT_TRUE(IsSvmkeyError(
+      CatchBusError([&] { km().ListJobs({{"after", Variant(missing)}}); }), "EntryNotFound", 4));
+}
+
+}  // namespace
+}  // namespace svmkey::integration
