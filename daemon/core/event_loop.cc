@@ -87,19 +87,25 @@ void EventLoop::RunDueTasks() {
 int EventLoop::Run() {
   loop_thread_ = std::this_thread::get_id();
   for (;;) {
-    while (connection_.processPendingRequest()) {
+    // Fairness: at most kBusMessagesPerTurn incoming messages, and none started after
+    // kBusTimePerTurn, then every posted task and due timer. A flood of requests thus
+    // delays a posted reply or the watchdog tick by one turn (a bounded number of
+    // handlers), never by the length of the flood.
+    bool more_bus_work = false;
+    const auto turn_end = Clock::now() + kBusTimePerTurn;
+    for (size_t i = 0; i < kBusMessagesPerTurn && Clock::now() < turn_end; ++i) {
+      more_bus_work = connection_.processPendingRequest();
+      if (!more_bus_work) break;
     }
     RunDueTasks();
-    // Tasks may have queued bus messages; flush them before sleeping.
-    while (connection_.processPendingRequest()) {
-    }
     int timeout_ms;
     {
       std::lock_guard<std::mutex> lock(mu_);
       if (stop_) return 0;
-      if (!posted_.empty()) continue;
       timeout_ms = -1;
-      if (!timers_.empty()) {
+      if (!posted_.empty() || more_bus_work) {
+        timeout_ms = 0;  // only look at the signal fd, then go on
+      } else if (!timers_.empty()) {
         const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
                               timers_.begin()->first - Clock::now()).count() + 1;
         timeout_ms = static_cast<int>(std::max<int64_t>(0, std::min<int64_t>(left, INT_MAX)));

@@ -6,6 +6,11 @@
 // worker threads Post() closures to it. (Replies sent from worker threads in
 // sdbus-c++ 1.2 can stall until the loop wakes up; posting avoids that.)
 //
+// Fairness: one turn of the loop handles at most kBusMessagesPerTurn incoming bus
+// messages, and starts none after kBusTimePerTurn, then runs every posted task and due
+// timer, so posted replies and the watchdog tick wait for a bounded number of handlers,
+// however many requests queue up.
+//
 // Timers: RunAt() schedules a closure on the loop at a CLOCK_MONOTONIC deadline (used
 // for return_timeout deadlines and the watchdog).
 //
@@ -44,6 +49,8 @@ class EventLoop final : public LoopTasks {
   bool InLoopThread() const;
 
  private:
+  static constexpr size_t kBusMessagesPerTurn = 16;
+  static constexpr std::chrono::milliseconds kBusTimePerTurn{10};
   void Wake();
   void RunDueTasks();
 

@@ -321,6 +321,16 @@ std::optional<std::chrono::steady_clock::time_point> NotifySocket::ArrivalOf(
   return std::nullopt;
 }
 
+std::vector<std::chrono::steady_clock::time_point> NotifySocket::ArrivalsOf(
+    const std::string& needle) {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::vector<std::chrono::steady_clock::time_point> out;
+  for (const auto& [t, m] : messages_) {
+    if (HasLine(m, needle)) out.push_back(t);
+  }
+  return out;
+}
+
 // ---- Daemon ----
 
 Daemon::Daemon(const PrivateBus& bus, std::string dir, DaemonOptions options)

@@ -125,6 +125,8 @@ class NotifySocket {
   std::vector<std::string> Messages();
   // Time (steady clock) at which the first datagram with `needle` arrived.
   std::optional<std::chrono::steady_clock::time_point> ArrivalOf(const std::string& needle);
+  // Times (steady clock) at which every datagram with `needle` arrived, in order.
+  std::vector<std::chrono::steady_clock::time_point> ArrivalsOf(const std::string& needle);
 
  private:
   void ReadLoop();
