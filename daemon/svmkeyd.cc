@@ -17,6 +17,7 @@
 
 #include "daemon/core/event_loop.h"
 #include "daemon/core/log.h"
+#include "daemon/bus/call_bounds.h"
 #include "daemon/bus/manager_object.h"
 #include "daemon/service/key_service.h"
 #include "daemon/table/rdb.h"
@@ -123,6 +124,8 @@ int Main(int argc, char** argv) {
     return 1;
   }
   EventLoop loop(*connection);
+  // Oversized calls are refused before any handler decodes them (call_bounds.h).
+  const sdbus::Slot call_bounds = InstallCallBounds(*connection, loop);
   auto created = ManagerObject::Create(*connection, loop, **rdb, rdb_options, **keys, settings);
   if (!created.ok()) {
     LogErr("cannot open the table for the control worker: " + created.status().ToString());

@@ -2,6 +2,9 @@
 // - a listing larger than the bus's message limit (ListVolumes of 10^4 volumes with long
 //   names and paths, limit 10000): pages are bounded in bytes, the daemon stays on the
 //   bus, and paging with `after` (svmkeyctl volume list too) returns every row once;
+// - an a{sv} of 10^6 entries, 100 times: each call is refused with 262185 naming the
+//   limit before it is decoded, and the daemon's RSS stays within 32 MiB of before;
+#include <fstream>
 #include <set>
 #include <string>
 #include <vector>
@@ -90,6 +93,59 @@ TEST_F(BusLimitsTest, EveryListTakesAfterAndLimit) {
   EXPECT_TRUE(km().ListBarbicanConfigs({{"limit", Variant(uint32_t{1})}}).empty());
   EXPECT_TRUE(IsSvmkeyError(
       CatchBusError([&] { km().ListJobs({{"after", Variant(missing)}}); }), "EntryNotFound", 4));
+}
+
+// VmRSS of `pid` in KiB.
+long RssKib(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind("VmRSS:", 0) == 0) return std::stol(line.substr(6));
+  }
+  return -1;
+}
+
+// ListSvms with a filter of `entries` entries {"k<i>": u}, sent as built (the generated
+// proxy would need a std::map of them first).
+BusError ListSvmsWithEntries(sdbus::IProxy& proxy, size_t entries) {
+  auto call = proxy.createMethodCall(kManagerInterface, "ListSvms");
+  call.openContainer("{sv}");
+  for (size_t i = 0; i < entries; ++i) {
+    call.openDictEntry("sv");
+    call << ("k" + std::to_string(i));
+    call.openVariant("u");
+    call << static_cast<uint32_t>(i);
+    call.closeVariant();
+    call.closeDictEntry();
+  }
+  call.closeContainer();
+  return CatchBusError([&] { call.send(60'000'000); });
+}
+
+TEST_F(BusLimitsTest, OversizedMapsAreRefusedBeforeDecodingAndTheirMemoryReturned) {
+  auto owned = sdbus::createProxy(*conn_, kBusName, kManagerPath);
+  sdbus::IProxy& proxy = *owned;
+  // The bound is exact: 64 entries reach the handler (which refuses the unknown keys),
+  // 65 do not.
+  EXPECT_TRUE(IsSvmkeyError(ListSvmsWithEntries(proxy, 64), "UnexpectedArgument", 262179));
+  BusError e = ListSvmsWithEntries(proxy, 65);
+  EXPECT_TRUE(IsSvmkeyError(e, "InvalidValue", 262185));
+  EXPECT_NE(e.message.find("more than 64 entries"), std::string::npos) << e.message;
+
+  const long before = RssKib(daemon().pid());
+  ASSERT_GT(before, 0);
+  for (int i = 0; i < 100; ++i) {
+    e = ListSvmsWithEntries(proxy, 1'000'000);
+    ASSERT_TRUE(IsSvmkeyError(e, "InvalidValue", 262185)) << "call " << i << DaemonLog();
+    ASSERT_NE(e.message.find("more than 64 entries"), std::string::npos) << e.message;
+  }
+  // One more turn of the loop runs the trim posted by the last refusal.
+  EXPECT_TRUE(km().ListSvms({}).empty());
+  EXPECT_TRUE(km().ListSvms({}).empty());
+  const long after = RssKib(daemon().pid());
+  EXPECT_LT(after - before, 32 * 1024) << "RSS " << before << " KiB -> " << after << " KiB";
+  std::printf("RSS before 100 oversized calls %ld KiB, after %ld KiB\n", before, after);
+  EXPECT_TRUE(daemon().running()) << DaemonLog();
 }
 
 }  // namespace
