@@ -4,11 +4,14 @@
 //   bus, and paging with `after` (svmkeyctl volume list too) returns every row once;
 // - an a{sv} of 10^6 entries, 100 times: each call is refused with 262185 naming the
 //   limit before it is decoded, and the daemon's RSS stays within 32 MiB of before;
+// - Job1 properties read by a user outside group svmkey: AccessDenied from the bus.
+#include <chrono>
 #include <fstream>
 #include <set>
 #include <string>
 #include <vector>
 
+#include "ipc/bus_names.h"
 #include "tests/integration/local_fixture.h"
 
 namespace svmkey::integration {
@@ -146,6 +149,49 @@ TEST_F(BusLimitsTest, OversizedMapsAreRefusedBeforeDecodingAndTheirMemoryReturne
   EXPECT_LT(after - before, 32 * 1024) << "RSS " << before << " KiB -> " << after << " KiB";
   std::printf("RSS before 100 oversized calls %ld KiB, after %ld KiB\n", before, after);
   EXPECT_TRUE(daemon().running()) << DaemonLog();
+}
+
+TEST_F(BusLimitsTest, JobPropertiesAreForRootAndGroupSvmkeyOnly) {
+  const std::string svm = km().CreateSvm("jobsvm", {});
+  const std::string job = "11111111-2222-4333-8444-555555555555";
+  const int64_t now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                             std::chrono::system_clock::now().time_since_epoch())
+                             .count();
+  {
+    TableFile table(daemon().table_path());
+    ASSERT_TRUE(table.ok()) << table.error();
+    ASSERT_TRUE(table.Exec(
+        "INSERT INTO jobs (uuid, description, state, svm_uuid, queued_time, start_time, "
+        "end_time, updated_time) VALUES (?1, 'rekey-internal of jobsvm', 'success', ?2, "
+        "CAST(?3 AS INTEGER), CAST(?3 AS INTEGER), CAST(?3 AS INTEGER), CAST(?3 AS INTEGER))",
+        {job, svm, std::to_string(now_ms)}))
+        << table.error();
+  }
+  // The daemon publishes every job row at start.
+  ASSERT_EQ(daemon().Stop(SIGTERM), 0);
+  ASSERT_TRUE(daemon().Start()) << DaemonLog();
+  const std::string path = ipc::JobObjectPath(job);
+  const std::string get = "get-property org.svmkey.KeyManager1 " + path + " org.svmkey.Job1 Svm";
+  auto r = Busctl(address(), get);
+  EXPECT_EQ(r.status, 0) << r.err;
+  EXPECT_NE(r.out.find(svm), std::string::npos) << r.out;
+  r = Busctl(address(), get, kOperatorUser);
+  EXPECT_EQ(r.status, 0) << r.err;
+  EXPECT_NE(r.out.find(svm), std::string::npos) << r.out;
+  r = Gdbus(address(), "org.freedesktop.DBus.Properties.Get", "org.svmkey.Job1 Svm", kUnprivUser,
+            path);
+  EXPECT_NE(r.status, 0) << r.out;
+  EXPECT_EQ(GdbusErrorName(r.err), "org.freedesktop.DBus.Error.AccessDenied") << r.err;
+  EXPECT_EQ(r.out.find(svm), std::string::npos) << r.out;
+  r = Gdbus(address(), "org.freedesktop.DBus.Properties.GetAll", "org.svmkey.Job1", kUnprivUser,
+            path);
+  EXPECT_EQ(GdbusErrorName(r.err), "org.freedesktop.DBus.Error.AccessDenied") << r.err;
+  // The manager's own properties stay readable by everyone.
+  r = Busctl(address(),
+             "get-property org.svmkey.KeyManager1 /org/svmkey/KeyManager1 "
+             "org.svmkey.KeyManager1 Version",
+             kUnprivUser);
+  EXPECT_EQ(r.status, 0) << r.err;
 }
 
 }  // namespace
