@@ -76,8 +76,8 @@ int WalkContainer(sd_bus_message* m, int depth, Verdict* verdict) {
     if (r < 0) return r;
     verdict->bytes += size;
     if (verdict->bytes > kMaxCallBytes) {
-      verdict->refused = "more than " + std::to_string(kMaxCallBytes) +
-                         " bytes of arguments (the limit per call)";
+      verdict->refused =
+          "more than " + std::to_string(kMaxCallBytes) + " bytes of arguments (the limit per call)";
       return 0;
     }
   }

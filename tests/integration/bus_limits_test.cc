@@ -90,12 +90,16 @@ TEST_F(BusLimitsTest, EveryListTakesAfterAndLimit) {
   EXPECT_EQ(uuids.size(), 3u);
   // An `after` naming no row is 4; the other lists take the same keys.
   const std::string missing = "00000000-0000-4000-8000-000000000001";
-  EXPECT_TRUE(IsSvmkeyError(CatchBusError([&] { km().ListSvms({{"after", Variant(missing)}}); }),
+  EXPECT_TRUE(IsSvmkeyError(CatchBusError([&] {
+                              km().ListSvms({{"after", Variant(missing)}});
+                            }),
                             "EntryNotFound", 4));
   EXPECT_TRUE(km().ListKeyStores({{"limit", Variant(uint32_t{1})}}).empty());
   EXPECT_TRUE(km().ListBarbicanConfigs({{"limit", Variant(uint32_t{1})}}).empty());
-  EXPECT_TRUE(IsSvmkeyError(
-      CatchBusError([&] { km().ListJobs({{"after", Variant(missing)}}); }), "EntryNotFound", 4));
+  EXPECT_TRUE(IsSvmkeyError(CatchBusError([&] {
+                              km().ListJobs({{"after", Variant(missing)}});
+                            }),
+                            "EntryNotFound", 4));
 }
 
 // VmRSS of `pid` in KiB.

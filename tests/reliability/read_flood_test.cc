@@ -35,12 +35,12 @@ TEST_F(ReadFloodTest, WatchdogAndPostedRepliesKeepTheirPaceDuringAFlood) {
   {
     TableFile table(daemon().table_path());
     ASSERT_TRUE(table.ok()) << table.error();
-    ASSERT_TRUE(table.Exec(
-        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 1000) "
-        "INSERT INTO volumes (uuid, svm_uuid, name, dsid, metadata_path, generation) "
-        "SELECT printf('%08x-0000-4000-8000-%012x', i, i), ?, printf('vol%05d', i), i, "
-        "printf('/srv/volumes/%d.meta', i), 1 FROM n",
-        {svm}))
+    ASSERT_TRUE(
+        table.Exec("WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 1000) "
+                   "INSERT INTO volumes (uuid, svm_uuid, name, dsid, metadata_path, generation) "
+                   "SELECT printf('%08x-0000-4000-8000-%012x', i, i), ?, printf('vol%05d', i), i, "
+                   "printf('/srv/volumes/%d.meta', i), 1 FROM n",
+                   {svm}))
         << table.error();
   }
 
@@ -59,15 +59,20 @@ TEST_F(ReadFloodTest, WatchdogAndPostedRepliesKeepTheirPaceDuringAFlood) {
           std::vector<VariantMap> rows;
           switch (i % 3) {
             case 0:
-              proxy->callMethod("ListSvms").onInterface(kManagerInterface).withArguments(none)
+              proxy->callMethod("ListSvms")
+                  .onInterface(kManagerInterface)
+                  .withArguments(none)
                   .storeResultsTo(rows);
               break;
             case 1:
-              proxy->callMethod("ListVolumes").onInterface(kManagerInterface)
-                  .withArguments(svm, page).storeResultsTo(rows);
+              proxy->callMethod("ListVolumes")
+                  .onInterface(kManagerInterface)
+                  .withArguments(svm, page)
+                  .storeResultsTo(rows);
               break;
             default:
-              proxy->callMethod("GetJob").onInterface(kManagerInterface)
+              proxy->callMethod("GetJob")
+                  .onInterface(kManagerInterface)
                   .withArguments(std::string("00000000-0000-4000-8000-000000000001"));
           }
         } catch (const sdbus::Error& e) {
