@@ -1,5 +1,5 @@
 // A read flood from members (issue 14, point 8): 4 connections call ListSvms,
-// ListVolumes (1,000 rows a page) and GetJob back to back for 60 s. The loop handles a
+// ListVolumes (1,000 rows a page) and GetJob for 60 s, 8 calls in flight each. The loop handles a
 // bounded number of bus messages per turn (daemon/core/event_loop.h), so meanwhile
 // - no gap between WATCHDOG=1 pings exceeds the ping period (WATCHDOG_USEC/2) + 1 s, and
 // - a call answered by a posted reply (CreateSvm: control worker, then a task posted to
@@ -50,37 +50,49 @@ TEST_F(ReadFloodTest, WatchdogAndPostedRepliesKeepTheirPaceDuringAFlood) {
   std::vector<std::thread> flooders;
   for (int t = 0; t < 4; ++t) {
     flooders.emplace_back([&, t] {
+      // Pipelined: up to kWindow calls in flight per connection, so the daemon's queue
+      // never runs dry (synchronous callers leave it empty between their calls).
+      constexpr int kWindow = 8;
       auto conn = sdbus::createSessionBusConnectionWithAddress(address());
+      conn->enterEventLoopAsync();
       auto proxy = sdbus::createProxy(*conn, kBusName, kManagerPath);
+      std::atomic<int> in_flight{0};
       const VariantMap none;
       const VariantMap page{{"limit", Variant(uint32_t{1000})}};
-      for (uint64_t i = t; !stop.load(); ++i) {
-        try {
-          std::vector<VariantMap> rows;
-          switch (i % 3) {
-            case 0:
-              proxy->callMethod("ListSvms")
-                  .onInterface(kManagerInterface)
-                  .withArguments(none)
-                  .storeResultsTo(rows);
-              break;
-            case 1:
-              proxy->callMethod("ListVolumes")
-                  .onInterface(kManagerInterface)
-                  .withArguments(svm, page)
-                  .storeResultsTo(rows);
-              break;
-            default:
-              proxy->callMethod("GetJob")
-                  .onInterface(kManagerInterface)
-                  .withArguments(std::string("00000000-0000-4000-8000-000000000001"));
-          }
-        } catch (const sdbus::Error& e) {
-          // GetJob of an unknown job is 4; anything else is a failure.
-          if (e.getName() != "org.svmkey.Error.EntryNotFound") ++failures;
-        }
+      auto done = [&](const sdbus::Error* e) {
+        // GetJob of an unknown job is 4; anything else is a failure.
+        if (e != nullptr && e->getName() != "org.svmkey.Error.EntryNotFound") ++failures;
         ++calls;
+        --in_flight;
+      };
+      for (uint64_t i = t; !stop.load(); ++i) {
+        if (in_flight.load() >= kWindow) {
+          std::this_thread::sleep_for(1ms);
+          continue;
+        }
+        ++in_flight;
+        switch (i % 3) {
+          case 0:
+            proxy->callMethodAsync("ListSvms")
+                .onInterface(kManagerInterface)
+                .withArguments(none)
+                .uponReplyInvoke([&](const sdbus::Error* e, std::vector<VariantMap>) { done(e); });
+            break;
+          case 1:
+            proxy->callMethodAsync("ListVolumes")
+                .onInterface(kManagerInterface)
+                .withArguments(svm, page)
+                .uponReplyInvoke([&](const sdbus::Error* e, std::vector<VariantMap>) { done(e); });
+            break;
+          default:
+            proxy->callMethodAsync("GetJob")
+                .onInterface(kManagerInterface)
+                .withArguments(std::string("00000000-0000-4000-8000-000000000001"))
+                .uponReplyInvoke([&](const sdbus::Error* e, VariantMap) { done(e); });
+        }
       }
+      for (int w = 0; w < 3000 && in_flight.load() > 0; ++w) std::this_thread::sleep_for(10ms);
+      conn->leaveEventLoop();
     });
   }
 
