@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 #include <string>
@@ -18,6 +19,7 @@
 
 #include "daemon/core/event_loop.h"
 #include "daemon/core/log.h"
+#include "daemon/bus/call_bounds.h"
 #include "daemon/bus/manager_object.h"
 #include "daemon/service/key_service.h"
 #include "daemon/table/rdb.h"
@@ -53,6 +55,73 @@ uint64_t RaiseDescriptorLimit() {
 }
 
 void Notify(const std::string& state) { ::sd_notify(0, state.c_str()); }
+
+// The bus side of the daemon: one connection at a time, with its call bounds
+// (call_bounds.h) and its manager object. When the loop loses the connection (the bus
+// dropped it or went away), the session is retired, not destroyed, since sdbus messages
+// of replies still pending refer to its connection and handlers to its object, and a
+// new one is opened with backoff (0.1 s doubling to 5 s): connect, register, republish
+// the jobs, own the name. Running jobs are untouched (they live in ManagerCore); the
+// watchdog keeps ticking meanwhile (docs/ARCHITECTURE.md §9).
+class BusSessions {
+ public:
+  BusSessions(EventLoop& loop, ManagerCore& core) : loop_(loop), core_(core) {}
+  ~BusSessions() { loop_.SetConnection(nullptr); }
+
+  // Connects and registers the manager object; throws sdbus::Error.
+  void Open() {
+    Session s;
+    s.connection = sdbus::createSystemBusConnection();
+    s.call_bounds = InstallCallBounds(*s.connection, loop_);
+    s.manager = std::make_unique<ManagerObject>(*s.connection, core_);
+    current_ = std::move(s);
+    loop_.SetConnection(current_.connection.get());
+  }
+  // Throws sdbus::Error.
+  void OwnName() { current_.connection->requestName(ipc::kBusName); }
+
+  void ReconnectWhenLost() {
+    loop_.OnConnectionLost([this](const std::string& why) {
+      Notify("STATUS=reconnecting to the bus (" + why + ")");
+      if (current_.manager) current_.manager->Retire();
+      retired_.push_back(std::move(current_));
+      current_ = Session{};
+      backoff_ = kFirstBackoff;
+      loop_.RunAt(EventLoop::Clock::now() + backoff_, [this] { Reconnect(); });
+    });
+  }
+
+ private:
+  static constexpr std::chrono::milliseconds kFirstBackoff{100};
+  static constexpr std::chrono::milliseconds kMaxBackoff{5000};
+  struct Session {
+    // Destroyed in reverse: the object and the bounds before their connection.
+    std::unique_ptr<sdbus::IConnection> connection;
+    sdbus::Slot call_bounds;
+    std::unique_ptr<ManagerObject> manager;
+  };
+
+  void Reconnect() {
+    try {
+      Open();
+      OwnName();
+      LogNotice(std::string("reconnected to the bus; ") + ipc::kBusName + " owned again");
+      Notify("STATUS=reconnected to the bus");
+    } catch (const sdbus::Error& e) {
+      loop_.SetConnection(nullptr);
+      current_ = Session{};
+      LogWarning("cannot reconnect to the bus yet: " + e.getMessage());
+      backoff_ = std::min(backoff_ * 2, kMaxBackoff);
+      loop_.RunAt(EventLoop::Clock::now() + backoff_, [this] { Reconnect(); });
+    }
+  }
+
+  EventLoop& loop_;
+  ManagerCore& core_;
+  std::chrono::milliseconds backoff_ = kFirstBackoff;
+  std::vector<Session> retired_;  // destroyed after current_ (declared first)
+  Session current_;
+};
 
 int Main(int argc, char** argv) {
   CLI::App app{"svmkeyd: rekey-internal of SVM key hierarchies over D-Bus (org.svmkey.KeyManager1)"};
@@ -157,29 +226,30 @@ int Main(int argc, char** argv) {
   settings.jobs = job_settings;
   if (const group* g = ::getgrnam("svmkey")) settings.operator_gid = g->gr_gid;
 
-  std::unique_ptr<sdbus::IConnection> connection;
+  EventLoop loop;
+  auto core = ManagerCore::Create(loop, **rdb, rdb_options, **keys, settings);
+  if (!core.ok()) {
+    LogErr("cannot open the table for the control worker: " + core.status().ToString());
+    return 1;
+  }
+  BusSessions bus(loop, **core);
   try {
-    connection = sdbus::createSystemBusConnection();
+    bus.Open();
   } catch (const sdbus::Error& e) {
     LogErr("cannot connect to the system bus: " + e.getMessage());
+    (*core)->StopWorkers();
     return 1;
   }
-  EventLoop loop(*connection);
-  auto created = ManagerObject::Create(*connection, loop, **rdb, rdb_options, **keys, settings);
-  if (!created.ok()) {
-    LogErr("cannot open the table for the control worker: " + created.status().ToString());
-    return 1;
-  }
-  std::unique_ptr<ManagerObject> manager = std::move(created).value();
-  const size_t resumed = manager->ResumeUnfinishedJobs();
-  manager->jobs().Prune();
+  const size_t resumed = (*core)->ResumeUnfinishedJobs();
+  (*core)->jobs().Prune();
   try {
-    connection->requestName(ipc::kBusName);
+    bus.OwnName();
   } catch (const sdbus::Error& e) {
     LogErr("cannot own " + std::string(ipc::kBusName) + ": " + e.getMessage());
-    manager->StopWorkers();
+    (*core)->StopWorkers();
     return 1;
   }
+  bus.ReconnectWhenLost();
   LogNotice(std::string("svmkeyd ") + kVersion + " ready on " + ipc::kBusName + " (state " + state_dir +
             ", " + std::to_string(resumed) + " jobs resumed)");
   Notify("READY=1\nSTATUS=ready; " + std::to_string(resumed) + " jobs resumed");
@@ -192,11 +262,11 @@ int Main(int argc, char** argv) {
   const auto period = watchdog ? std::chrono::microseconds(watchdog_usec / 2)
                                : std::chrono::microseconds(std::chrono::seconds(5));
   tick = [&] {
-    const size_t running = manager->jobs().running();
+    const size_t running = (*core)->jobs().running();
     Notify(std::string(watchdog ? "WATCHDOG=1\n" : "") + "STATUS=" +
            (running ? std::to_string(running) + " job(s) running" : std::string("idle")));
     if (std::chrono::steady_clock::now() - last_prune > std::chrono::minutes(10)) {
-      manager->jobs().Prune();
+      (*core)->jobs().Prune();
       last_prune = std::chrono::steady_clock::now();
     }
     loop.RunAt(EventLoop::Clock::now() + period, tick);
@@ -206,8 +276,7 @@ int Main(int argc, char** argv) {
   const int sig = loop.Run();
   LogNotice("stopping (signal " + std::to_string(sig) + "); running jobs stop at a batch boundary");
   Notify("STOPPING=1\nSTATUS=stopping");
-  manager->StopWorkers();
-  manager.reset();
+  (*core)->StopWorkers();
   return 0;
 }
 

@@ -3,6 +3,7 @@
 #include <optional>
 
 #include "daemon/bus/handlers.h"
+#include "daemon/bus/reply_page.h"
 #include "daemon/bus/row_maps.h"
 #include "daemon/service/config_service.h"
 #include "daemon/table/key_store_table.h"
@@ -97,12 +98,14 @@ void Get(BusContext& bus, sdbus::Result<VariantMap>&& result, const std::string&
 }
 
 std::vector<VariantMap> List(BusContext& bus, const VariantMap& filter) {
-  const std::optional<Uuid> svm = key_store_bus::SvmFilter(bus, filter);
-  std::vector<VariantMap> out;
-  for (const auto& row : Check(table::KeyStoreTable(bus.rdb).ListBarbicanConfigs(svm))) {
-    out.push_back(BarbicanConfigToMap(row, SvmName(bus.rdb, row.key_store.svm)));
-  }
-  return out;
+  const key_store_bus::KeyStoreFilter f = key_store_bus::ReadFilter(bus, filter);
+  const auto rows = Check(table::KeyStoreTable(bus.rdb).ListBarbicanConfigs(f.svm));
+  return PageOf(
+      rows, f.after, f.limit,
+      [](const table::BarbicanConfigRow& row) { return row.key_store.uuid.ToString(); },
+      [&](const table::BarbicanConfigRow& row) {
+        return BarbicanConfigToMap(row, SvmName(bus.rdb, row.key_store.svm));
+      });
 }
 
 void UpdateCredentials(BusContext& bus, sdbus::Result<>&& result, const std::string& uuid,

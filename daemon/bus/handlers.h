@@ -78,8 +78,14 @@ namespace key_store_bus {
 void Enable(BusContext& bus, sdbus::Result<>&& result, const std::string& uuid);
 void Delete(BusContext& bus, sdbus::Result<>&& result, const std::string& uuid);
 std::vector<VariantMap> List(BusContext& bus, const VariantMap& filter);
-// The optional "svm" key (name or uuid) of a List* filter; other keys are refused.
-std::optional<Uuid> SvmFilter(BusContext& bus, const VariantMap& filter);
+// The filter of ListKeyStores and ListBarbicanConfigs: "svm" (name or uuid), "after"
+// (a uuid: keyset paging, reply_page.h) and "limit" (1..10000); other keys are refused.
+struct KeyStoreFilter {
+  std::optional<Uuid> svm;
+  std::optional<std::string> after;
+  size_t limit = 10000;
+};
+KeyStoreFilter ReadFilter(BusContext& bus, const VariantMap& filter);
 }  // namespace key_store_bus
 
 namespace svm_bus {

@@ -1,5 +1,6 @@
 // GetJob, ListJobs.
 #include "daemon/bus/handlers.h"
+#include "daemon/bus/reply_page.h"
 #include "daemon/bus/row_maps.h"
 #include "daemon/table/job_table.h"
 #include "daemon/table/states.h"
@@ -31,13 +32,14 @@ std::vector<VariantMap> List(BusContext& bus, const VariantMap& filter) {
     }
   }
   if (auto s = o.String("svm", 255)) f.svm = bus.ResolveSvm(*s);
+  std::optional<std::string> after;
+  if (auto a = o.String("after", 64)) after = RequireUuid(*a, "after").ToString();
   const size_t limit = o.Unsigned("limit", 1, 10000).value_or(100);
   o.Finish();
-  std::vector<VariantMap> out;
-  for (const auto& row : Check(ListJobsNewestFirst(bus.rdb, f, limit))) {
-    out.push_back(ToMap(bus, row));
-  }
-  return out;
+  return PageOf(
+      Check(ListJobsNewestFirst(bus.rdb, f, SIZE_MAX)), after, limit,
+      [](const table::JobRow& row) { return row.uuid.ToString(); },
+      [&](const table::JobRow& row) { return ToMap(bus, row); });
 }
 
 }  // namespace svmkey::daemon::job_bus

@@ -152,8 +152,20 @@ class JobObject final : public sdbus::AdaptorInterfaces<org::svmkey::Job1_adapto
   double rate_ = 0;
 };
 
-JobObjects::JobObjects(sdbus::IConnection& connection, JobChangedSignal job_changed)
-    : connection_(connection), job_changed_(std::move(job_changed)) {}
+JobObjects::JobObjects() = default;
+
+void JobObjects::Attach(sdbus::IConnection& connection, JobChangedSignal job_changed) {
+  objects_.clear();
+  connection_ = &connection;
+  job_changed_ = std::move(job_changed);
+}
+
+void JobObjects::Detach(const sdbus::IConnection& connection) {
+  if (connection_ != &connection) return;
+  objects_.clear();
+  connection_ = nullptr;
+  job_changed_ = nullptr;
+}
 
 JobObjects::~JobObjects() = default;
 
@@ -169,10 +181,11 @@ std::pair<double, int64_t> JobObjects::LiveEstimate(const Uuid& job) const {
 }
 
 void JobObjects::Published(const table::JobRow& row) {
+  if (connection_ == nullptr) return;
   const std::string key = row.uuid.ToString();
   auto it = objects_.find(key);
   if (it == objects_.end()) {
-    it = objects_.emplace(key, std::make_unique<JobObject>(connection_, ipc::JobObjectPath(key), control_))
+    it = objects_.emplace(key, std::make_unique<JobObject>(*connection_, ipc::JobObjectPath(key), control_))
              .first;
   }
   it->second->Update(row);

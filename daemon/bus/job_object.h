@@ -4,6 +4,10 @@
 // announced with PropertiesChanged; the rate and expected end time are estimated from
 // the progress samples (docs/ARCHITECTURE.md §9).
 //
+// The registry outlives a bus connection: while no connection is attached (the bus was
+// lost, svmkeyd.cc reconnects) job updates publish nothing, and attaching a new one
+// recreates the objects from the table (JobManager::PublishAll).
+//
 // Threads: the loop thread only (every JobObserver call arrives there).
 #pragma once
 
@@ -27,7 +31,7 @@ class JobObjects final : public JobObserver {
  public:
   // Emits the manager's JobChanged(uuid, state) signal.
   using JobChangedSignal = std::function<void(const std::string& uuid, const std::string& state)>;
-  JobObjects(sdbus::IConnection& connection, JobChangedSignal job_changed);
+  JobObjects();
   ~JobObjects() override;
 
   // Job1's Cancel, Pause and Resume: authorizes the caller of the message `object` is
@@ -36,6 +40,11 @@ class JobObjects final : public JobObserver {
       std::function<void(sdbus::IObject& object, const Uuid& job, JobLauncher::Action action)>;
   // Set once, before any job object is published.
   void SetControlHandler(ControlHandler handler) { control_ = std::move(handler); }
+  // Publishes the Job1 objects and JobChanged on `connection` from now on (the caller
+  // then republishes every job).
+  void Attach(sdbus::IConnection& connection, JobChangedSignal job_changed);
+  // Drops every Job1 object and the signal, if `connection` is the attached one.
+  void Detach(const sdbus::IConnection& connection);
 
   // The live rate (volumes/s) and expected end (µs since the epoch) of a published job;
   // {0, 0} for one without an object.
@@ -50,7 +59,7 @@ class JobObjects final : public JobObserver {
  private:
   JobObject* Find(const Uuid& job) const;
 
-  sdbus::IConnection& connection_;
+  sdbus::IConnection* connection_ = nullptr;
   JobChangedSignal job_changed_;
   ControlHandler control_;
   std::map<std::string, std::unique_ptr<JobObject>> objects_;

@@ -4,6 +4,7 @@
 #include <memory>
 
 #include "daemon/bus/handlers.h"
+#include "daemon/bus/reply_page.h"
 #include "daemon/bus/row_maps.h"
 #include "daemon/service/config_service.h"
 #include "daemon/service/keystore_switch_job.h"
@@ -56,21 +57,24 @@ void Delete(BusContext& bus, sdbus::Result<>&& result, const std::string& uuid) 
   });
 }
 
-std::optional<Uuid> SvmFilter(BusContext& bus, const VariantMap& filter) {
+KeyStoreFilter ReadFilter(BusContext& bus, const VariantMap& filter) {
   OptionReader o(filter);
-  std::optional<Uuid> svm;
-  if (auto s = o.String("svm", 255)) svm = bus.ResolveSvm(*s);
+  KeyStoreFilter f;
+  if (auto s = o.String("svm", 255)) f.svm = bus.ResolveSvm(*s);
+  if (auto a = o.String("after", 64)) f.after = RequireUuid(*a, "after").ToString();
+  f.limit = o.Unsigned("limit", 1, 10000).value_or(f.limit);
   o.Finish();
-  return svm;
+  return f;
 }
 
 std::vector<VariantMap> List(BusContext& bus, const VariantMap& filter) {
-  const std::optional<Uuid> svm = SvmFilter(bus, filter);
-  std::vector<VariantMap> out;
-  for (const auto& row : Check(table::KeyStoreTable(bus.rdb).ListKeyStores(svm))) {
-    out.push_back(KeyStoreToMap(row, SvmName(bus.rdb, row.svm)));
-  }
-  return out;
+  const KeyStoreFilter f = ReadFilter(bus, filter);
+  const auto rows = Check(table::KeyStoreTable(bus.rdb).ListKeyStores(f.svm));
+  return PageOf(
+      rows, f.after, f.limit, [](const table::KeyStoreRow& row) { return row.uuid.ToString(); },
+      [&](const table::KeyStoreRow& row) {
+        return KeyStoreToMap(row, SvmName(bus.rdb, row.svm));
+      });
 }
 
 }  // namespace svmkey::daemon::key_store_bus

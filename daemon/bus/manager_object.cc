@@ -4,50 +4,60 @@
 
 namespace svmkey::daemon {
 
-Result<std::unique_ptr<ManagerObject>> ManagerObject::Create(sdbus::IConnection& connection,
-                                                             EventLoop& loop, table::Rdb& rdb,
-                                                             const table::RdbOptions& rdb_options,
-                                                             KeyService& keys,
-                                                             KeyManagerSettings settings) {
+Result<std::unique_ptr<ManagerCore>> ManagerCore::Create(EventLoop& loop, table::Rdb& rdb,
+                                                         const table::RdbOptions& rdb_options,
+                                                         KeyService& keys,
+                                                         KeyManagerSettings settings) {
   auto worker = ControlWorker::Open(rdb_options);
   if (!worker.ok()) return worker.status();
-  return std::make_unique<ManagerObject>(connection, loop, rdb, rdb_options, keys,
-                                         std::move(settings), std::move(worker).value());
+  return std::make_unique<ManagerCore>(loop, rdb, rdb_options, keys, std::move(settings),
+                                       std::move(worker).value());
 }
 
-ManagerObject::ManagerObject(sdbus::IConnection& connection, EventLoop& loop, table::Rdb& rdb,
-                             const table::RdbOptions& rdb_options, KeyService& keys,
-                             KeyManagerSettings settings, std::unique_ptr<ControlWorker> worker)
-    : AdaptorInterfaces(connection, ipc::kManagerPath),
+ManagerCore::ManagerCore(EventLoop& loop, table::Rdb& rdb, const table::RdbOptions& rdb_options,
+                         KeyService& keys, KeyManagerSettings settings,
+                         std::unique_ptr<ControlWorker> worker)
+    : loop_(loop),
       rdb_(rdb),
+      keys_(keys),
       settings_(std::move(settings)),
       worker_(std::move(worker)),
-      job_objects_(connection,
-                   [this](const std::string& uuid, const std::string& state) {
-                     try {
-                       emitJobChanged(uuid, state);
-                     } catch (const sdbus::Error&) {
-                     }
-                   }),
       jobs_(std::make_unique<JobManager>(loop, rdb_options, rdb, job_objects_)),
-      launcher_(std::make_unique<JobLauncher>(*jobs_, keys, settings_.jobs)),
-      bus_{getObject(), loop, rdb, *worker_, keys, *launcher_, *jobs_, job_objects_, settings_} {
+      launcher_(std::make_unique<JobLauncher>(*jobs_, keys, settings_.jobs)) {
+  // Job1's Cancel, Pause and Resume, authorized like the manager's mutating methods.
   job_objects_.SetControlHandler(
       [this](sdbus::IObject& object, const Uuid& job, JobLauncher::Action action) {
         const Caller caller = Authorize(object, settings_.operator_gid);
         Check(launcher_->Control(rdb_, job, action, caller.uid));
       });
+}
+
+ManagerCore::~ManagerCore() { StopWorkers(); }
+
+void ManagerCore::StopWorkers() {
+  if (jobs_) jobs_->Shutdown();
+  worker_.reset();
+}
+
+ManagerObject::ManagerObject(sdbus::IConnection& connection, ManagerCore& core)
+    : AdaptorInterfaces(connection, ipc::kManagerPath),
+      connection_(connection),
+      core_(core),
+      bus_{getObject(),     core.loop_,  core.rdb_,         *core.worker_, core.keys_,
+           *core.launcher_, *core.jobs_, core.job_objects_, core.settings_} {
   registerAdaptor();
+  core_.job_objects_.Attach(connection, [this](const std::string& uuid, const std::string& state) {
+    try {
+      emitJobChanged(uuid, state);
+    } catch (const sdbus::Error&) {
+    }
+  });
+  core_.jobs_->PublishAll();
 }
 
 ManagerObject::~ManagerObject() {
-  StopWorkers();
+  core_.job_objects_.Detach(connection_);
   unregisterAdaptor();
-}
-
-void ManagerObject::StopWorkers() {
-  if (jobs_) jobs_->Shutdown();
-  worker_.reset();
 }
 
 void ManagerObject::RekeyInternal(sdbus::Result<uint32_t, std::string>&& result, std::string uuid,

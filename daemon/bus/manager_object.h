@@ -1,6 +1,9 @@
 // ManagerObject: the org.svmkey.KeyManager1 object (ipc/org.svmkey.KeyManager1.xml) at
-// ipc::kManagerPath. It owns the control worker, the job manager and the Job1 objects,
-// and dispatches every method to its handler (handlers.h); it holds no logic itself.
+// ipc::kManagerPath, on one bus connection. It dispatches every method to its handler
+// (handlers.h) and holds no logic itself. ManagerCore owns what outlives a connection:
+// the control worker, the job manager, the job launcher and the Job1 objects'
+// registry, so a lost bus connection costs no running job (svmkeyd.cc makes a new
+// ManagerObject on the new connection; docs/ARCHITECTURE.md §9).
 //
 // Threads: constructed, called and destroyed on the loop thread.
 #pragma once
@@ -25,25 +28,47 @@
 
 namespace svmkey::daemon {
 
-class ManagerObject final : public sdbus::AdaptorInterfaces<org::svmkey::KeyManager1_adaptor> {
+class ManagerCore {
  public:
-  // Opens the control worker's table connection, then registers the object. `rdb`
-  // (the loop thread's connection) and `keys` must outlive it.
-  static Result<std::unique_ptr<ManagerObject>> Create(sdbus::IConnection& connection,
-                                                       EventLoop& loop, table::Rdb& rdb,
-                                                       const table::RdbOptions& rdb_options,
-                                                       KeyService& keys,
-                                                       KeyManagerSettings settings);
-  ManagerObject(sdbus::IConnection& connection, EventLoop& loop, table::Rdb& rdb,
-                const table::RdbOptions& rdb_options, KeyService& keys, KeyManagerSettings settings,
-                std::unique_ptr<ControlWorker> worker);
-  ~ManagerObject();
+  // Opens the control worker's table connection. `loop`, `rdb` (the loop thread's
+  // connection) and `keys` must outlive it.
+  static Result<std::unique_ptr<ManagerCore>> Create(EventLoop& loop, table::Rdb& rdb,
+                                                     const table::RdbOptions& rdb_options,
+                                                     KeyService& keys, KeyManagerSettings settings);
+  ManagerCore(EventLoop& loop, table::Rdb& rdb, const table::RdbOptions& rdb_options,
+              KeyService& keys, KeyManagerSettings settings, std::unique_ptr<ControlWorker> worker);
+  ~ManagerCore();
+  ManagerCore(const ManagerCore&) = delete;
+  ManagerCore& operator=(const ManagerCore&) = delete;
 
   JobManager& jobs() { return *jobs_; }
   // Resumes every queued or running job of the table (at start, before READY=1).
   size_t ResumeUnfinishedJobs() { return launcher_->ResumeUnfinished(rdb_); }
   // Stops the jobs at a batch boundary and the control worker after its queued tasks.
   void StopWorkers();
+
+ private:
+  friend class ManagerObject;
+  EventLoop& loop_;
+  table::Rdb& rdb_;
+  KeyService& keys_;
+  const KeyManagerSettings settings_;
+  std::unique_ptr<ControlWorker> worker_;
+  JobObjects job_objects_;
+  std::unique_ptr<JobManager> jobs_;
+  std::unique_ptr<JobLauncher> launcher_;
+};
+
+class ManagerObject final : public sdbus::AdaptorInterfaces<org::svmkey::KeyManager1_adaptor> {
+ public:
+  // Registers the object on `connection` and publishes every job's Job1 object there.
+  // `core` must outlive it.
+  ManagerObject(sdbus::IConnection& connection, ManagerCore& core);
+  // Unregisters the object and withdraws the Job1 objects from its connection.
+  ~ManagerObject();
+  // The connection was lost: withdraws the Job1 objects from it now (job updates then
+  // publish nothing until a new ManagerObject attaches them to a new connection).
+  void Retire() { core_.job_objects_.Detach(connection_); }
 
  private:
   // org.svmkey.KeyManager1
@@ -78,12 +103,8 @@ class ManagerObject final : public sdbus::AdaptorInterfaces<org::svmkey::KeyMana
   std::vector<VariantMap> ListJobs(const VariantMap& filter) override;
   std::string Version() override { return kVersion; }
 
-  table::Rdb& rdb_;
-  const KeyManagerSettings settings_;
-  std::unique_ptr<ControlWorker> worker_;
-  JobObjects job_objects_;
-  std::unique_ptr<JobManager> jobs_;
-  std::unique_ptr<JobLauncher> launcher_;
+  sdbus::IConnection& connection_;
+  ManagerCore& core_;
   BusContext bus_;
 };
 

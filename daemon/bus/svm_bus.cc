@@ -1,5 +1,6 @@
 // CreateSvm, ListSvms.
 #include "daemon/bus/handlers.h"
+#include "daemon/bus/reply_page.h"
 #include "daemon/bus/row_maps.h"
 #include "daemon/table/states.h"
 #include "daemon/table/svm_table.h"
@@ -31,10 +32,13 @@ void Create(BusContext& bus, sdbus::Result<std::string>&& result, const std::str
 
 std::vector<VariantMap> List(BusContext& bus, const VariantMap& filter) {
   OptionReader o(filter);
+  std::optional<std::string> after;
+  if (auto a = o.String("after", 64)) after = RequireUuid(*a, "after").ToString();
+  const size_t limit = o.Unsigned("limit", 1, 10000).value_or(10000);
   o.Finish();
-  std::vector<VariantMap> out;
-  for (const auto& svm : Check(ListSvms(bus.rdb))) out.push_back(SvmToMap(svm));
-  return out;
+  return PageOf(
+      Check(ListSvms(bus.rdb)), after, limit,
+      [](const SvmSummary& svm) { return svm.row.uuid.ToString(); }, SvmToMap);
 }
 
 }  // namespace svmkey::daemon::svm_bus

@@ -1,5 +1,6 @@
 // CreateVolume, RegisterVolumeSet, ListVolumes.
 #include "daemon/bus/handlers.h"
+#include "daemon/bus/reply_page.h"
 #include "daemon/bus/row_maps.h"
 #include "daemon/service/volume_service.h"
 #include "daemon/table/states.h"
@@ -65,10 +66,11 @@ std::vector<VariantMap> List(BusContext& bus, const std::string& svm, const Vari
   o.Finish();
   std::vector<table::VolumeRow> rows;
   Check(volumes.ListPage(svm_uuid, after_id, limit, &rows, false));
-  std::vector<VariantMap> out;
-  out.reserve(rows.size());
-  for (const auto& row : rows) out.push_back(VolumeToMap(row));
-  return out;
+  ReplyPage page(limit);
+  for (const auto& row : rows) {
+    if (!page.Add(VolumeToMap(row))) break;
+  }
+  return std::move(page).Take();
 }
 
 }  // namespace svmkey::daemon::volume_bus

@@ -16,7 +16,7 @@
 
 namespace svmkey::daemon {
 
-EventLoop::EventLoop(sdbus::IConnection& connection) : connection_(connection) {
+EventLoop::EventLoop() {
   sigset_t set;
   sigemptyset(&set);
   sigaddset(&set, SIGTERM);
@@ -84,33 +84,64 @@ void EventLoop::RunDueTasks() {
   }
 }
 
+bool EventLoop::ProcessBusMessages() {
+  if (connection_ == nullptr) return false;
+  // Fairness: at most kBusMessagesPerTurn incoming messages, and none started after
+  // kBusTimePerTurn, then every posted task and due timer. A flood of requests thus
+  // delays a posted reply or the watchdog tick by one turn (a bounded number of
+  // handlers), never by the length of the flood.
+  bool more = false;
+  const auto turn_end = Clock::now() + kBusTimePerTurn;
+  try {
+    for (size_t i = 0; i < kBusMessagesPerTurn && Clock::now() < turn_end; ++i) {
+      more = connection_->processPendingRequest();
+      if (!more) break;
+    }
+  } catch (const sdbus::Error& e) {
+    LoseConnection(e.getMessage());
+    return false;
+  }
+  return more;
+}
+
+void EventLoop::LoseConnection(const std::string& why) {
+  connection_ = nullptr;
+  LogErr("lost the bus connection: " + why);
+  if (connection_lost_) connection_lost_(why);
+}
+
 int EventLoop::Run() {
   loop_thread_ = std::this_thread::get_id();
   for (;;) {
-    while (connection_.processPendingRequest()) {
-    }
+    const bool more_bus_work = ProcessBusMessages();
     RunDueTasks();
-    // Tasks may have queued bus messages; flush them before sleeping.
-    while (connection_.processPendingRequest()) {
-    }
     int timeout_ms;
     {
       std::lock_guard<std::mutex> lock(mu_);
       if (stop_) return 0;
-      if (!posted_.empty()) continue;
       timeout_ms = -1;
-      if (!timers_.empty()) {
+      if (!posted_.empty() || more_bus_work) {
+        timeout_ms = 0;  // only look at the signal fd, then go on
+      } else if (!timers_.empty()) {
         const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
                               timers_.begin()->first - Clock::now()).count() + 1;
         timeout_ms = static_cast<int>(std::max<int64_t>(0, std::min<int64_t>(left, INT_MAX)));
       }
     }
-    const auto pd = connection_.getEventLoopPollData();
-    const int bus_timeout = pd.getPollTimeout();
-    if (bus_timeout >= 0 && (timeout_ms < 0 || bus_timeout < timeout_ms)) timeout_ms = bus_timeout;
-    pollfd fds[3] = {{pd.fd, static_cast<short>(pd.events), 0},
-                     {signal_fd_, POLLIN, 0},
-                     {wake_fd_, POLLIN, 0}};
+    pollfd fds[3] = {{-1, 0, 0}, {signal_fd_, POLLIN, 0}, {wake_fd_, POLLIN, 0}};
+    if (connection_ != nullptr) {
+      try {
+        const auto pd = connection_->getEventLoopPollData();
+        const int bus_timeout = pd.getPollTimeout();
+        if (bus_timeout >= 0 && (timeout_ms < 0 || bus_timeout < timeout_ms)) {
+          timeout_ms = bus_timeout;
+        }
+        fds[0] = {pd.fd, static_cast<short>(pd.events), 0};
+      } catch (const sdbus::Error& e) {
+        LoseConnection(e.getMessage());
+        continue;
+      }
+    }
     const int rc = ::poll(fds, 3, timeout_ms);
     if (rc < 0 && errno != EINTR) {
       LogErr(std::string("poll failed: ") + std::strerror(errno));

@@ -201,6 +201,21 @@ PrivateBus::PrivateBus(const std::string& dir, const std::string& extra_policy) 
       "  <include>" +
       policy + "</include>\n" + extra_policy + "</busconfig>\n";
   WriteFile(config, xml, 0644);
+  config_path_ = config;
+  socket_path_ = socket;
+  Spawn();
+}
+
+bool PrivateBus::Restart() {
+  child_.Stop(SIGKILL, 10s);
+  address_.clear();
+  error_.clear();
+  Spawn();
+  return ok();
+}
+
+void PrivateBus::Spawn() {
+  const std::string& config = config_path_;
   int pipe_fds[2];
   if (::pipe2(pipe_fds, O_CLOEXEC) != 0) {
     error_ = "pipe failed";
@@ -321,6 +336,16 @@ std::optional<std::chrono::steady_clock::time_point> NotifySocket::ArrivalOf(
   return std::nullopt;
 }
 
+std::vector<std::chrono::steady_clock::time_point> NotifySocket::ArrivalsOf(
+    const std::string& needle) {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::vector<std::chrono::steady_clock::time_point> out;
+  for (const auto& [t, m] : messages_) {
+    if (HasLine(m, needle)) out.push_back(t);
+  }
+  return out;
+}
+
 // ---- Daemon ----
 
 Daemon::Daemon(const PrivateBus& bus, std::string dir, DaemonOptions options)
@@ -351,7 +376,12 @@ bool Daemon::Start(std::chrono::seconds ready_timeout) {
   for (const auto& a : options_.extra_args) argv.push_back(a);
   std::vector<std::string> env = {"DBUS_SYSTEM_BUS_ADDRESS=" + bus_.address(),
                                   "NOTIFY_SOCKET=" + notify_->path()};
-  for (const auto& e : options_.extra_env) env.push_back(e);
+  for (const auto& e : options_.extra_env) {
+    // An extra entry replaces a default one of the same name.
+    const std::string key = e.substr(0, e.find('=') + 1);
+    std::erase_if(env, [&](const std::string& x) { return x.rfind(key, 0) == 0; });
+    env.push_back(e);
+  }
   if (argv[0].find('/') == std::string::npos) argv[0] = "/usr/bin/" + argv[0];
   if (!child_.Spawn(argv, env, log_path_)) return false;
   const auto deadline = std::chrono::steady_clock::now() + ready_timeout;

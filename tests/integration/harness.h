@@ -99,9 +99,17 @@ class PrivateBus {
   bool ok() const { return !address_.empty(); }
   const std::string& error() const { return error_; }
   const std::string& address() const { return address_; }
+  // The socket's address without the bus's guid: valid across Restart().
+  std::string socket_address() const { return "unix:path=" + socket_path_; }
   std::string log() const { return ReadFile(log_path_); }
+  // Kills the dbus-daemon (SIGKILL: every connection drops) and starts a new one on the
+  // same socket and configuration.
+  bool Restart();
 
  private:
+  void Spawn();
+  std::string config_path_;
+  std::string socket_path_;
   Child child_;
   std::string address_;
   std::string error_;
@@ -125,6 +133,8 @@ class NotifySocket {
   std::vector<std::string> Messages();
   // Time (steady clock) at which the first datagram with `needle` arrived.
   std::optional<std::chrono::steady_clock::time_point> ArrivalOf(const std::string& needle);
+  // Times (steady clock) at which every datagram with `needle` arrived, in order.
+  std::vector<std::chrono::steady_clock::time_point> ArrivalsOf(const std::string& needle);
 
  private:
   void ReadLoop();

@@ -241,7 +241,8 @@ void CommandLine::AddVolumeVerbs() {
       "List volumes of an SVM (paged).\nExample: svmkeyctl volume list --svm vs1 --limit 20",
       ListVolumes);
   AddSvmOption(s, true);
-  s->add_option("--limit", o_.limit, "At most this many (1-10000)")->capture_default_str();
+  s->add_option("--limit", o_.limit, "At most this many in all (0: every volume, in pages)")
+      ->capture_default_str();
   s->add_option("--after", o_.after, "Continue after this volume uuid");
 
   s = AddVerb(g, "verify",

@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <iostream>
 #include <thread>
@@ -285,11 +286,25 @@ int RegisterVolumeSet(KeyManagerClient& km, const Options& o) {
   return 0;
 }
 
+// Pages through the SVM's volumes: a page may hold fewer rows than asked for (the
+// daemon bounds each reply's bytes), so it continues after the last uuid until a page
+// comes back empty or --limit rows were read.
 int ListVolumes(KeyManagerClient& km, const Options& o) {
-  VariantMap opts{{"limit", sdbus::Variant(o.limit)}};
-  if (!o.after.empty()) opts["after"] = sdbus::Variant(o.after);
-  PrintRows(o, km.ListVolumes(o.svm, opts),
-            {"name", "uuid", "key_generation", "key_manager", "path"});
+  constexpr uint32_t kPageRows = 10000;  // the daemon's largest page
+  std::vector<VariantMap> rows;
+  std::string after = o.after;
+  for (;;) {
+    const size_t wanted = o.limit == 0 ? kPageRows : o.limit - rows.size();
+    if (wanted == 0) break;
+    VariantMap opts{
+        {"limit", sdbus::Variant(static_cast<uint32_t>(std::min<size_t>(wanted, kPageRows)))}};
+    if (!after.empty()) opts["after"] = sdbus::Variant(after);
+    std::vector<VariantMap> page = km.ListVolumes(o.svm, opts);
+    if (page.empty()) break;
+    after = page.back().at("uuid").get<std::string>();
+    for (auto& row : page) rows.push_back(std::move(row));
+  }
+  PrintRows(o, rows, {"name", "uuid", "key_generation", "key_manager", "path"});
   return 0;
 }
 

@@ -20,7 +20,7 @@ struct Options {
 
   std::string svm, name, uuid, key_id, keystone_url, cred_id, secret_file, kind, dir, kek_file,
       state_filter, job, after;
-  uint32_t limit = 1000;
+  uint32_t limit = 0;  // volume list: rows in all, 0 = every row
   std::optional<uint64_t> dsid;
   bool reachability = false, keep_kek = false;
   bool dry_run = false;  // volume repair
