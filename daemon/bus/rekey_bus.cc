@@ -63,7 +63,7 @@ void VerifyVolumes(BusContext& bus, JobReply&& result, const std::string& svm,
 
 void RepairVolumes(BusContext& bus, JobReply&& result, const std::string& svm,
                    const VariantMap& options) {
-  bus.Authorize();
+  const Caller caller = bus.Authorize();
   const Uuid svm_uuid = bus.ResolveSvm(svm);
   OptionReader o(options);
   const auto return_timeout =
@@ -71,7 +71,7 @@ void RepairVolumes(BusContext& bus, JobReply&& result, const std::string& svm,
   const bool dry_run = o.Bool("dry_run").value_or(false);
   o.Finish();
   const JobRequest request = Check(RepairRequest(bus.rdb, svm_uuid, dry_run));
-  StartJob(bus, std::move(result), request, return_timeout);
+  StartJob(bus, std::move(result), request, return_timeout, caller);
 }
 
 }  // namespace svmkey::daemon::rekey_bus
