@@ -1,5 +1,8 @@
 #include "daemon/table/job_table.h"
 
+#include <algorithm>
+#include <cstdint>
+
 #include "daemon/table/table_internal.h"
 
 namespace svmkey::table {
@@ -324,7 +327,16 @@ Result<uint64_t> JobTable::PruneFinished() {
   if (!st.ok()) return JobIo(st.status());
   st->Bind(1, cutoff);
   SVMKEY_RETURN_IF_ERROR(JobIo(st->Run()));
-  const uint64_t removed = static_cast<uint64_t>(s.db().changes());
+  uint64_t removed = static_cast<uint64_t>(s.db().changes());
+  Result<Statement> over = s.db().Cached(
+      "DELETE FROM jobs WHERE state IN ('success', 'failure') AND rowid NOT IN "
+      "(SELECT rowid FROM jobs WHERE state IN ('success', 'failure') "
+      "ORDER BY end_time DESC, rowid DESC LIMIT ?1)");
+  if (!over.ok()) return JobIo(over.status());
+  const uint64_t keep = std::min<uint64_t>(s.options().job_retention_count, INT64_MAX);
+  over->Bind(1, static_cast<int64_t>(keep));
+  SVMKEY_RETURN_IF_ERROR(JobIo(over->Run()));
+  removed += static_cast<uint64_t>(s.db().changes());
   SVMKEY_RETURN_IF_ERROR(JobIo(txn->Commit()));
   return removed;
 }
