@@ -29,7 +29,8 @@ ManagerObject::ManagerObject(sdbus::IConnection& connection, EventLoop& loop, ta
                      } catch (const sdbus::Error&) {
                      }
                    }),
-      jobs_(std::make_unique<JobManager>(loop, rdb_options, rdb, job_objects_)),
+      jobs_(std::make_unique<JobManager>(loop, rdb_options, rdb, job_objects_,
+                                         settings_.jobs.max_running_jobs)),
       launcher_(std::make_unique<JobLauncher>(*jobs_, keys, settings_.jobs)),
       bus_{getObject(), loop, rdb, *worker_, keys, *launcher_, *jobs_, job_objects_, settings_} {
   registerAdaptor();

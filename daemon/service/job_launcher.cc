@@ -2,6 +2,7 @@
 
 #include "daemon/core/log.h"
 #include "daemon/service/prechecks.h"
+#include "daemon/service/rekey_job.h"
 #include "daemon/service/svm_service.h"
 #include "daemon/table/key_store_table.h"
 #include "daemon/table/states.h"
@@ -11,9 +12,16 @@ namespace svmkey::daemon {
 void JobLauncher::Run(const Uuid& job, const JobRequest& request) {
   KeyService& keys = keys_;
   const JobSettings settings = settings_;
-  jobs_.Start(job, [&keys, settings, request](JobContext& ctx) {
-    return RunJob(ctx, keys, settings, request);
-  });
+  JobFailer fail;
+  if (request.kind == JobKind::kRekeyInternal) {
+    fail = [request](JobContext& ctx, const Status& failure) {
+      return RecordUnrecordedRekeyFailure(ctx, request, failure);
+    };
+  }
+  jobs_.Start(
+      job,
+      [&keys, settings, request](JobContext& ctx) { return RunJob(ctx, keys, settings, request); },
+      std::move(fail));
 }
 
 Result<Uuid> JobLauncher::Queue(table::Rdb& rdb, const JobRequest& request) {

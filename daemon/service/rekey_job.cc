@@ -10,6 +10,8 @@
 #include "daemon/service/jobs.h"
 #include "daemon/service/prechecks.h"
 #include "daemon/service/table_volume_source.h"
+#include "daemon/table/job_table.h"
+#include "daemon/table/key_store_table.h"
 #include "daemon/table/svm_kek_table.h"
 #include "daemon/table/volume_table.h"
 #include "engine/rewrap.h"
@@ -304,6 +306,21 @@ JobOutcome RecordOutcome(RekeyRun& run, const Status& status) {
 }
 
 }  // namespace
+
+Status RecordUnrecordedRekeyFailure(JobContext& ctx, const JobRequest& request,
+                                    const Status& failure) {
+  auto config = table::KeyStoreTable(ctx.rdb()).GetBarbicanConfig(request.config);
+  if (!config.ok() && config.status().code() != ErrorCode::kEntryNotFound) {
+    return config.status();
+  }
+  if (config.ok() && config->key_store.state == table::KeyStoreState::kSvmKekRekey) {
+    // One job per SVM: the key store is in svm_kek_rekey for this job's pending key.
+    return table::SvmKekTable(ctx.rdb()).RecordRekeyFailure(
+        request.config, table::KeyStoreState::kActive, ctx.uuid(), failure.numeric_code(),
+        failure.ToString());
+  }
+  return table::JobTable(ctx.rdb()).Finish(ctx.uuid(), failure.numeric_code(), failure.ToString());
+}
 
 JobOutcome RunRekey(JobContext& ctx, KeyService& keys, const JobSettings& settings,
                     const JobRequest& request) {

@@ -23,7 +23,10 @@
 //     SvmKekTable::RecordRekeyFailure: both SVM-KEKs stay, the key store returns to
 //     active (new keys under g are safe: g stays held), and a rerun adopts the pending
 //     key and completes the rotation;
-//   - a stop request: nothing is written; the row stays running and the job resumes.
+//   - a stop request: nothing is written; the row stays running and the job resumes;
+//   - a failure the run could not record (the table refused the write, or the body
+//     threw): the job manager retries RecordUnrecordedRekeyFailure until it is written,
+//     so the job ends failed and the key store leaves svm_kek_rekey without a restart.
 // Every volume opens under a key the table holds at every point: before phase 3 only g
 // seals blobs; from phase 3 to 6 both g and g+1 are held; after 6, g is retired but kept.
 #pragma once
@@ -36,5 +39,12 @@ namespace svmkey::daemon {
 
 JobOutcome RunRekey(JobContext& ctx, KeyService& keys, const JobSettings& settings,
                     const JobRequest& request);
+
+// Records `failure` for a rekey-internal job whose body did not record its end (the
+// JobFailer of a rekey, job_manager.h): with the key store in svm_kek_rekey (a pending
+// key is stored) as SvmKekTable::RecordRekeyFailure does, so a rerun adopts the pending
+// key; otherwise as JobTable::Finish.
+Status RecordUnrecordedRekeyFailure(JobContext& ctx, const JobRequest& request,
+                                    const Status& failure);
 
 }  // namespace svmkey::daemon
