@@ -60,8 +60,10 @@ int Main(int argc, char** argv) {
   app.add_option("--job-retention-hours", retention_hours, "Keep finished jobs this long")->check(CLI::Range(0.0, 24.0 * 365))->capture_default_str();
   app.add_option("--job-retention-count", retention_count, "Keep at most this many finished jobs (the oldest go first)")->check(CLI::Range(uint64_t{1}, uint64_t{100000}))->capture_default_str();
   app.add_option("--max-running-jobs", max_running_jobs,
-                 "Jobs run at once; more wait queued. Memory: about max-running-jobs x "
-                 "(batch-size x rewrap-threads x 5.5 KiB + 2 MiB) + 30 MiB "
+                 "Jobs run at once; more wait queued. Memory: at most about the idle RSS + "
+                 "max-running-jobs x 64 MiB at the default batch size and threads (a job: "
+                 "batch-size x rewrap-threads x 4.5 KiB of rewrap arenas, its table cache and "
+                 "thread heaps); threads: max-running-jobs x (1 + rewrap-threads) "
                  "(docs/ARCHITECTURE.md section 7)")
       ->check(CLI::Range(1, 256))
       ->capture_default_str();
