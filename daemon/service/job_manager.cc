@@ -278,8 +278,11 @@ void JobManager::Finished(const Uuid& uuid) {
   const auto row = PublishFromRow(uuid);
   const std::string key = uuid.ToString();
   observer_.StateChanged(uuid, row.ok() ? std::string(table::ToString(row->state)) : "unknown");
-  // Retention by count is kept as jobs end, not only by the periodic prune.
-  if (row.ok() && table::IsTerminal(row->state)) Prune();
+  // Retention by count is kept as jobs end, not only by the periodic prune (the job that
+  // just ended is the newest, so it stays readable).
+  if (row.ok() && table::IsTerminal(row->state)) {
+    RemovePruned(table::JobTable(loop_rdb_).PruneBeyondCount());
+  }
   auto w = waiters_.find(key);
   if (w == waiters_.end()) return;
   // A job that was interrupted (shutdown) is still running as far as callers know.
@@ -348,9 +351,10 @@ void JobManager::Shutdown() {
   }
 }
 
-void JobManager::Prune() {
+void JobManager::Prune() { RemovePruned(table::JobTable(loop_rdb_).PruneFinished()); }
+
+void JobManager::RemovePruned(const Result<uint64_t>& pruned) {
   table::JobTable jobs(loop_rdb_);
-  auto pruned = jobs.PruneFinished();
   if (!pruned.ok()) {
     LogWarning("job pruning failed: " + pruned.status().ToString());
     return;

@@ -88,7 +88,8 @@ class JobManager {
   // Asks every job to stop at a batch boundary and joins the threads.
   void Shutdown();
   // Removes terminal jobs past the retention period or beyond the retention count (their
-  // rows; the observer hears Removed for each). Also run whenever a job ends.
+  // rows; the observer hears Removed for each). The count alone is also applied whenever
+  // a job ends.
   void Prune();
   size_t running() const;
   size_t queued() const { return queue_.size(); }  // loop thread
@@ -120,6 +121,7 @@ class JobManager {
   bool SleepUnlessStopping(std::chrono::milliseconds d);  // job thread; false: stopping
   void Finished(const Uuid& uuid);                        // loop thread
   void ReapThreads();
+  void RemovePruned(const Result<uint64_t>& pruned);  // loop thread
 
   LoopTasks& loop_;
   table::RdbOptions rdb_options_;

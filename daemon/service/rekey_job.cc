@@ -299,8 +299,13 @@ JobOutcome RecordOutcome(RekeyRun& run, const Status& status) {
     Status rec = keks.RecordRekeyFailure(run.config, table::KeyStoreState::kActive,
                                          run.ctx.uuid(), status.numeric_code(), status.ToString());
     if (rec.ok()) return JobOutcome::Finished(status);
+    // Recording the job's end alone would leave the key store in svm_kek_rekey with no
+    // job behind it (new keys and reruns refused with 8). The row stays running, and the
+    // job manager records the whole failure once the table takes writes
+    // (RecordUnrecordedRekeyFailure).
     LogErr("job " + run.ctx.uuid().ToString() + ": cannot record the rekey failure (" +
-           rec.ToString() + "); recording the job's end alone");
+           rec.ToString() + ")");
+    return JobOutcome::Finished(status);
   }
   return FinishJob(run.ctx, status);
 }

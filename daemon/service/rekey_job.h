@@ -25,7 +25,8 @@
 //     key and completes the rotation;
 //   - a stop request: nothing is written; the row stays running and the job resumes;
 //   - a failure the run could not record (the table refused the write, or the body
-//     threw): the job manager retries RecordUnrecordedRekeyFailure until it is written,
+//     threw): nothing else is written (never the job's end without the key store's);
+//     the job manager retries RecordUnrecordedRekeyFailure until it is written,
 //     so the job ends failed and the key store leaves svm_kek_rekey without a restart.
 // Every volume opens under a key the table holds at every point: before phase 3 only g
 // seals blobs; from phase 3 to 6 both g and g+1 are held; after 6, g is retired but kept.

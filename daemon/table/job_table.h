@@ -94,6 +94,9 @@ class JobTable {
   // oldest terminal jobs (by end time) beyond the newest job_retention_count; returns
   // how many.
   Result<uint64_t> PruneFinished();
+  // Only the second half of PruneFinished: the oldest terminal jobs beyond the newest
+  // job_retention_count (run as each job ends; it never removes the newest job).
+  Result<uint64_t> PruneBeyondCount();
 
  private:
   Status Transition(const Uuid& job, JobState to);
