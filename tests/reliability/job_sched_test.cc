@@ -214,6 +214,7 @@ TEST_F(TableLockTest, AJobWhoseEndTheTableRefusedEndsFailedAndARerunSucceeds) {
   // so the body's batch write, its failure record and its job-end record all fail.
   sqlite3* other = nullptr;
   ASSERT_EQ(sqlite3_open(daemon().table_path().c_str(), &other), SQLITE_OK);
+  sqlite3_busy_timeout(other, 5000);  // BEGIN EXCLUSIVE waits for a write in progress
   ASSERT_EQ(sqlite3_exec(other, "BEGIN EXCLUSIVE", nullptr, nullptr, nullptr), SQLITE_OK);
   std::this_thread::sleep_for(20s);
   ASSERT_EQ(sqlite3_exec(other, "ROLLBACK", nullptr, nullptr, nullptr), SQLITE_OK);

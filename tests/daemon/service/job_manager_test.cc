@@ -44,8 +44,10 @@ class TestLoop final : public LoopTasks {
     while (!done()) {
       std::function<void()> task;
       {
+        // done() may turn true on a job thread without a task: look again every 10 ms.
         std::unique_lock<std::mutex> lock(mu_);
-        if (!cv_.wait_until(lock, end, [this] { return !tasks_.empty(); })) return done();
+        if (Clock::now() > end) return done();
+        if (!cv_.wait_for(lock, 10ms, [this] { return !tasks_.empty(); })) continue;
         task = std::move(tasks_.front());
         tasks_.pop_front();
       }
@@ -251,6 +253,7 @@ TEST_F(JobManagerTest, AnEndTheTableRefusedIsRecordedOnceTheTableIsWritable) {
   Create(1);
   sqlite3* other = nullptr;
   ASSERT_EQ(sqlite3_open((dir_ / "rdb.sqlite").c_str(), &other), SQLITE_OK);
+  sqlite3_busy_timeout(other, 5000);  // BEGIN EXCLUSIVE waits for a write in progress
   Gates gates;
   Status body_write;
   manager_->Start(
