@@ -137,6 +137,8 @@ int Main(int argc, char** argv) {
   unsigned batch_pause_ms = static_cast<unsigned>(job_defaults.batch_pause.count());
   size_t rewrap_threads = job_defaults.rewrap_threads;
   std::vector<std::string> volume_set_roots;
+  size_t max_running_jobs = job_defaults.max_running_jobs;
+  uint64_t retention_count = table::RdbOptions{}.job_retention_count;
   app.add_option("--state-dir", state_dir, "Table (rdb.sqlite) and host key directory")->capture_default_str();
   app.add_option("--volume-root", volume_root, "Where new volumes' metadata files go (default STATE_DIR/volumes)");
   app.add_option("--volume-set-root", volume_set_roots,
@@ -147,6 +149,15 @@ int Main(int argc, char** argv) {
   app.add_option("--batch-size", batch_size, "Volumes per rewrap batch")->check(CLI::Range(1, 65536))->capture_default_str();
   app.add_option("--rewrap-threads", rewrap_threads, "Rewrap batches in flight at once, one thread each")->check(CLI::Range(1, 16))->capture_default_str();
   app.add_option("--job-retention-hours", retention_hours, "Keep finished jobs this long")->check(CLI::Range(0.0, 24.0 * 365))->capture_default_str();
+  app.add_option("--job-retention-count", retention_count, "Keep at most this many finished jobs (the oldest go first)")->check(CLI::Range(uint64_t{1}, uint64_t{100000}))->capture_default_str();
+  app.add_option("--max-running-jobs", max_running_jobs,
+                 "Jobs run at once; more wait queued. Memory: at most about the idle RSS + "
+                 "max-running-jobs x 64 MiB at the default batch size and threads (a job: "
+                 "batch-size x rewrap-threads x 4.5 KiB of rewrap arenas, its table cache and "
+                 "thread heaps); threads: max-running-jobs x (1 + rewrap-threads) "
+                 "(docs/ARCHITECTURE.md section 7)")
+      ->check(CLI::Range(1, 256))
+      ->capture_default_str();
   app.add_option("--rewrap-pause-ms", batch_pause_ms, "Pause after every rewrap batch (throttles a rekey's I/O)")->check(CLI::Range(0u, 60000u))->capture_default_str();
   app.add_option("--key-table-capacity", key_capacity, "Keys held at once in locked memory")->check(CLI::Range(16, 1 << 20))->capture_default_str();
   CLI11_PARSE(app, argc, argv);
@@ -185,6 +196,7 @@ int Main(int argc, char** argv) {
   job_settings.batch_size = batch_size;
   job_settings.batch_pause = std::chrono::milliseconds(batch_pause_ms);
   job_settings.rewrap_threads = rewrap_threads;
+  job_settings.max_running_jobs = max_running_jobs;
   if (!ParseIoMode(io_mode_text, &job_settings.io_mode)) {
     LogErr("unknown --io-mode " + io_mode_text);
     return 2;
@@ -197,6 +209,7 @@ int Main(int argc, char** argv) {
   rdb_options.path = state_dir + "/rdb.sqlite";
   rdb_options.job_retention =
       std::chrono::milliseconds(static_cast<int64_t>(retention_hours * 3600 * 1000));
+  rdb_options.job_retention_count = retention_count;
   if (const char* creds = std::getenv("CREDENTIALS_DIRECTORY")) {
     const std::string key = std::string(creds) + "/host-key";
     if (std::filesystem::exists(key)) {
@@ -263,8 +276,10 @@ int Main(int argc, char** argv) {
                                : std::chrono::microseconds(std::chrono::seconds(5));
   tick = [&] {
     const size_t running = (*core)->jobs().running();
+        const size_t queued = (*core)->jobs().queued();
     Notify(std::string(watchdog ? "WATCHDOG=1\n" : "") + "STATUS=" +
-           (running ? std::to_string(running) + " job(s) running" : std::string("idle")));
+           (running ? std::to_string(running) + " job(s) running" : std::string("idle")) +
+           (queued ? ", " + std::to_string(queued) + " queued" : std::string()));
     if (std::chrono::steady_clock::now() - last_prune > std::chrono::minutes(10)) {
       (*core)->jobs().Prune();
       last_prune = std::chrono::steady_clock::now();

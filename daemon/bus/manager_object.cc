@@ -22,7 +22,8 @@ ManagerCore::ManagerCore(EventLoop& loop, table::Rdb& rdb, const table::RdbOptio
       keys_(keys),
       settings_(std::move(settings)),
       worker_(std::move(worker)),
-      jobs_(std::make_unique<JobManager>(loop, rdb_options, rdb, job_objects_)),
+      jobs_(std::make_unique<JobManager>(loop, rdb_options, rdb, job_objects_,
+                                         settings_.jobs.max_running_jobs)),
       launcher_(std::make_unique<JobLauncher>(*jobs_, keys, settings_.jobs)) {
   // Job1's Cancel, Pause and Resume, authorized like the manager's mutating methods.
   job_objects_.SetControlHandler(

@@ -2,18 +2,29 @@
 
 #include "daemon/core/log.h"
 #include "daemon/service/prechecks.h"
+#include "daemon/service/rekey_job.h"
 #include "daemon/service/svm_service.h"
 #include "daemon/table/key_store_table.h"
 #include "daemon/table/states.h"
 
 namespace svmkey::daemon {
 
-void JobLauncher::Run(const Uuid& job, const JobRequest& request) {
-  KeyService& keys = keys_;
-  const JobSettings settings = settings_;
-  jobs_.Start(job, [&keys, settings, request](JobContext& ctx) {
+JobLauncher::Runnable JobLauncher::RunnableFor(const JobRequest& request) const {
+  Runnable r;
+  r.body = [&keys = keys_, settings = settings_, request](JobContext& ctx) {
     return RunJob(ctx, keys, settings, request);
-  });
+  };
+  if (request.kind == JobKind::kRekeyInternal) {
+    r.fail = [request](JobContext& ctx, const Status& failure) {
+      return RecordUnrecordedRekeyFailure(ctx, request, failure);
+    };
+  }
+  return r;
+}
+
+void JobLauncher::Run(const Uuid& job, const JobRequest& request) {
+  Runnable r = RunnableFor(request);
+  jobs_.Start(job, std::move(r.body), std::move(r.fail));
 }
 
 Result<Uuid> JobLauncher::Queue(table::Rdb& rdb, const JobRequest& request,
@@ -88,9 +99,7 @@ Status JobLauncher::Control(table::Rdb& rdb, const Uuid& uuid, Action action, ui
   LogNotice(what + " (" + row->description + "): " + name + " asked by uid " +
             std::to_string(uid));
   const bool paused = row->state == table::JobState::kPaused;
-  const auto body = [&keys = keys_, settings = settings_, request = *request](JobContext& ctx) {
-    return RunJob(ctx, keys, settings, request);
-  };
+  const Runnable runnable = RunnableFor(*request);
   const Status stopping(ErrorCode::kResourceInUse,
                         what + " is still stopping; ask again once it is paused or ended");
   JobManager::StopRequest asked = JobManager::StopRequest::kNotRunning;
@@ -105,14 +114,16 @@ Status JobLauncher::Control(table::Rdb& rdb, const Uuid& uuid, Action action, ui
       // Running before the reply, so no caller sees it paused after a Resume succeeded.
       SVMKEY_RETURN_IF_ERROR(jobs.Start(uuid));
       jobs_.Republish(uuid);
-      jobs_.StartStopped(uuid, body, StopReason::kNone);
+      jobs_.StartStopped(uuid, runnable.body, StopReason::kNone, runnable.fail);
       return Status::Ok();
     case Action::kPause:
       if (paused) return Status(ErrorCode::kInvalidValue, what + " is already paused");
       asked = jobs_.RequestStop(uuid, StopReason::kPause);
       if (asked == JobManager::StopRequest::kNotRunning) {
-        // No thread runs it (queued behind others, or its thread ended): paused at once.
+        // No thread runs it (queued behind others, or its thread ended): paused at once,
+        // and out of the queue until Resume queues it again.
         SVMKEY_RETURN_IF_ERROR(jobs.Pause(uuid));
+        jobs_.Unqueue(uuid);
         jobs_.Republish(uuid);
         return Status::Ok();
       }
@@ -122,7 +133,8 @@ Status JobLauncher::Control(table::Rdb& rdb, const Uuid& uuid, Action action, ui
       if (asked == JobManager::StopRequest::kNotRunning) {
         // Paused, or no thread runs it: the body runs to record the cancel its own way.
         if (jobs_.Alive(uuid)) return stopping;
-        jobs_.StartStopped(uuid, body, StopReason::kCancel);
+        jobs_.Unqueue(uuid);
+        jobs_.StartStopped(uuid, runnable.body, StopReason::kCancel, runnable.fail);
         return Status::Ok();
       }
       break;

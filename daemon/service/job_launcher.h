@@ -43,6 +43,12 @@ class JobLauncher {
   Status Control(table::Rdb& rdb, const Uuid& uuid, Action action, uint32_t uid);
 
  private:
+  // A request's body, and for a rekey the recorder of a failure its body could not write.
+  struct Runnable {
+    JobBody body;
+    JobFailer fail;
+  };
+  Runnable RunnableFor(const JobRequest& request) const;
   void Run(const Uuid& job, const JobRequest& request);
 
   JobManager& jobs_;

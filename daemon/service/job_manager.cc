@@ -1,5 +1,7 @@
 #include "daemon/service/job_manager.h"
 
+#include <algorithm>
+
 #include "daemon/core/log.h"
 #include "daemon/service/job_request.h"
 #include "daemon/table/states.h"
@@ -16,6 +18,7 @@ class ManagedJobContext final : public JobContext {
       : manager_(manager), uuid_(uuid), rdb_(std::move(rdb)) {}
 
   const Uuid& uuid() const override { return uuid_; }
+  std::unique_ptr<table::Rdb> release_rdb() { return std::move(rdb_); }
   table::Rdb& rdb() override { return *rdb_; }
   bool stop_requested() const override { return stop_reason() != StopReason::kNone; }
   StopReason stop_reason() const override { return manager_.ReasonFor(uuid_); }
@@ -77,8 +80,12 @@ void ManagedJobContext::PublishProgress(uint64_t done, uint64_t total) {
 // ---- JobManager ----
 
 JobManager::JobManager(LoopTasks& loop, table::RdbOptions rdb_options, table::Rdb& loop_rdb,
-                       JobObserver& observer)
-    : loop_(loop), rdb_options_(std::move(rdb_options)), loop_rdb_(loop_rdb), observer_(observer) {}
+                       JobObserver& observer, size_t max_running)
+    : loop_(loop),
+      rdb_options_(std::move(rdb_options)),
+      loop_rdb_(loop_rdb),
+      observer_(observer),
+      max_running_(max_running == 0 ? 1 : max_running) {}
 
 JobManager::~JobManager() { Shutdown(); }
 
@@ -108,31 +115,61 @@ void JobManager::PostToObserver(std::function<void(JobObserver&)> call) {
   loop_.Post([this, call = std::move(call)] { call(observer_); });
 }
 
-void JobManager::Start(const Uuid& uuid, JobBody body) {
+void JobManager::Start(const Uuid& uuid, JobBody body, JobFailer fail) {
   PublishFromRow(uuid).status().IgnoreError();
   const std::string key = uuid.ToString();
   observer_.StateChanged(uuid, "queued");
-  std::lock_guard<std::mutex> lock(mu_);
-  ReapThreads();
-  if (threads_.count(key)) {
-    LogErr("job " + key + " is already running; not started twice");
-    return;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    ReapThreads();
+    if (threads_.count(key)) {
+      LogErr("job " + key + " is already running; not started twice");
+      return;
+    }
   }
+  for (const Queued& q : queue_) {
+    if (q.uuid == uuid) {
+      LogErr("job " + key + " is already queued; not queued twice");
+      return;
+    }
+  }
+  queue_.push_back(Queued{uuid, std::move(body), std::move(fail)});
+  if (launched_ >= max_running_) {
+    LogInfo("job " + key + " waits: " + std::to_string(launched_) + " jobs running, " +
+            std::to_string(queue_.size()) + " queued (--max-running-jobs " +
+            std::to_string(max_running_) + ")");
+  }
+  StartQueued();
+}
+
+void JobManager::StartQueued() {
+  while (!stopping_ && launched_ < max_running_ && !queue_.empty()) {
+    Queued next = std::move(queue_.front());
+    queue_.pop_front();
+    Launch(std::move(next));
+  }
+}
+
+void JobManager::Launch(Queued job) {
+  const std::string key = job.uuid.ToString();
+  std::lock_guard<std::mutex> lock(mu_);
+  if (threads_.count(key)) return;  // Start refused it; a queue entry never duplicates
+  ++launched_;
   auto& running = threads_[key];
   running.done = false;
-  running.thread = std::thread([this, uuid, body = std::move(body)] {
-    RunBody(uuid, body);
+  running.thread = std::thread([this, job = std::move(job)] {
+    RunBody(job.uuid, job.body, job.fail);
     {
       // Done before Finished publishes the end: whoever sees a job paused may resume it.
       std::lock_guard<std::mutex> done_lock(mu_);
-      auto self = threads_.find(uuid.ToString());
+      auto self = threads_.find(job.uuid.ToString());
       if (self != threads_.end()) self->second.done = true;
     }
-    loop_.Post([this, uuid] { Finished(uuid); });
+    loop_.Post([this, uuid = job.uuid] { Finished(uuid); });
   });
 }
 
-void JobManager::RunBody(const Uuid& uuid, const JobBody& body) {
+void JobManager::RunBody(const Uuid& uuid, const JobBody& body, const JobFailer& fail) {
   // An operator's request concerns this run only: once the body returned, a later one
   // is told the job is still stopping (until its thread is done).
   struct EndControl {
@@ -143,16 +180,15 @@ void JobManager::RunBody(const Uuid& uuid, const JobBody& body) {
       m.control_[key].confirmed = true;
     }
   } end_control{*this, uuid.ToString()};
-  JobOutcome outcome;
   auto rdb = table::Rdb::Open(rdb_options_);
   if (!rdb.ok()) {
-    outcome.status = Status(ErrorCode::kEncryptionStatusUnavailable,
-                            "cannot open the job table: " + rdb.status().ToString());
-    LogErr("job " + uuid.ToString() + ": " + outcome.status.ToString());
+    RecordUnrecordedEnd(uuid, nullptr, fail,
+                        Status(ErrorCode::kEncryptionStatusUnavailable,
+                               "cannot open the job table: " + rdb.status().ToString()));
     return;
   }
-  ManagedJobContext ctx(*this, uuid, std::move(rdb).value());
-  table::JobTable jobs(ctx.rdb());
+  auto ctx = std::make_unique<ManagedJobContext>(*this, uuid, std::move(rdb).value());
+  table::JobTable jobs(ctx->rdb());
   // A job resumed after a crash or a SIGTERM is already `running` in the table
   // (running -> running is not a transition): only queued (or paused) jobs start.
   Status started = Status::Ok();
@@ -161,36 +197,98 @@ void JobManager::RunBody(const Uuid& uuid, const JobBody& body) {
     started = row.status();
   } else if (row->state != table::JobState::kRunning) {
     started = jobs.Start(uuid);
+    if (started.ok()) {
+      auto now_running = jobs.Get(uuid);
+      if (now_running.ok()) {
+        PostToObserver([r = *now_running](JobObserver& o) {
+          o.Published(r);
+          o.StateChanged(r.uuid, std::string(table::ToString(r.state)));
+        });
+      }
+    }
   }
-  // A body that returns has recorded its own terminal state (job_context.h); the
-  // manager records one only for a body that never ran or threw.
-  bool recorded = false;
+  // A body that returns has recorded its own terminal state (job_context.h); when it
+  // could not (a table write failed), or it never ran or threw, the end is recorded below.
+  JobOutcome outcome;
   if (!started.ok()) {
     outcome.status = started;
   } else {
     try {
-      outcome = body(ctx);
-      recorded = true;
+      outcome = body(*ctx);
     } catch (const std::exception& e) {
       outcome.status = Status(ErrorCode::kUnexpectedException, e.what());
     }
   }
-  if (!recorded) {
-    const Status& s = outcome.status;
-    Status rec = jobs.Finish(uuid, s.numeric_code(), s.ToString());
-    if (!rec.ok()) LogErr("job " + uuid.ToString() + ": cannot record the end: " + rec.ToString());
-  }
-  if (recorded && outcome.kind == JobOutcome::Kind::kInterrupted) {
-    SettleStopped(uuid, jobs, outcome);
-  }
+  if (outcome.kind == JobOutcome::Kind::kInterrupted) SettleStopped(uuid, jobs, outcome);
   if (outcome.kind == JobOutcome::Kind::kInterrupted) {
-    if (outcome.stopped_for == StopReason::kPause) return;
-    LogNotice("job " + uuid.ToString() +
-              " interrupted at a batch boundary; it resumes at the next start");
+    if (outcome.stopped_for != StopReason::kPause) {
+      LogNotice("job " + uuid.ToString() +
+                " interrupted at a batch boundary; it resumes at the next start");
+    }
   } else if (outcome.status.ok()) {
     LogInfo("job " + uuid.ToString() + " succeeded");
   } else {
     LogWarning("job " + uuid.ToString() + " failed: " + outcome.status.ToString());
+  }
+  Status failure = outcome.status;
+  if (failure.ok()) {
+    // The body reported success (or an interruption) but the row is still unfinished:
+    // its end was not written, so what it did cannot be shown; a rerun is safe.
+    failure = Status(ErrorCode::kEncryptionStatusUnavailable,
+                     "the job ended but its end could not be recorded; run it again");
+  }
+  RecordUnrecordedEnd(uuid, ctx->release_rdb(), fail, failure);
+}
+
+bool JobManager::SleepUnlessStopping(std::chrono::milliseconds d) {
+  std::unique_lock<std::mutex> lock(mu_);
+  return !stop_cv_.wait_for(lock, d, [this] { return stopping_.load(); });
+}
+
+void JobManager::RecordUnrecordedEnd(const Uuid& uuid, std::unique_ptr<table::Rdb> rdb,
+                                     const JobFailer& fail, const Status& failure) {
+  const std::string key = uuid.ToString();
+  // A failure the table refused is retried: the row must not stay unfinished with no
+  // thread behind it (it would hold the SVM, and callers would get 8, until a restart).
+  // While the daemon stops, an unfinished row is what resumes the job at the next start.
+  std::chrono::milliseconds backoff{200};
+  for (;;) {
+    if (stopping_) return;
+    Status written = Status::Ok();
+    if (!rdb) {
+      auto opened = table::Rdb::Open(rdb_options_);
+      if (opened.ok()) {
+        rdb = std::move(opened).value();
+      } else {
+        written = opened.status();
+      }
+    }
+    if (rdb) {
+      table::JobTable jobs(*rdb);
+      auto row = jobs.Get(uuid);
+      if (row.ok() && row->state != table::JobState::kQueued &&
+          row->state != table::JobState::kRunning) {
+        return;  // terminal (or paused): the body's record stands
+      }
+      if (!row.ok() && row.status().code() == ErrorCode::kEntryNotFound) return;
+      if (row.ok()) {
+        ManagedJobContext ctx(*this, uuid, std::move(rdb));
+        written = fail ? fail(ctx, failure)
+                       : jobs.Finish(uuid, failure.numeric_code(), failure.ToString());
+        rdb = ctx.release_rdb();
+        if (written.ok()) {
+          LogWarning("job " + key + " ended without recording its end; recorded failure: " +
+                     failure.ToString());
+          return;
+        }
+      } else {
+        written = row.status();
+      }
+    }
+    LogErr("job " + key + ": cannot record the end (" + written.ToString() + "); retrying in " +
+           std::to_string(backoff.count()) + " ms");
+    if (!SleepUnlessStopping(backoff)) return;
+    backoff = std::min(backoff * 2, std::chrono::milliseconds(10000));
   }
 }
 
@@ -253,14 +351,21 @@ JobManager::StopRequest JobManager::RequestStop(const Uuid& uuid, StopReason rea
   return StopRequest::kAccepted;
 }
 
-void JobManager::StartStopped(const Uuid& uuid, JobBody body, StopReason reason) {
+void JobManager::StartStopped(const Uuid& uuid, JobBody body, StopReason reason,
+                              JobFailer fail) {
   {
     std::lock_guard<std::mutex> lock(mu_);
     Control fresh;
     fresh.reason = reason;
     control_[uuid.ToString()] = fresh;
   }
-  Start(uuid, std::move(body));
+  Start(uuid, std::move(body), std::move(fail));
+}
+
+void JobManager::Unqueue(const Uuid& uuid) {
+  queue_.erase(std::remove_if(queue_.begin(), queue_.end(),
+                              [&uuid](const Queued& q) { return q.uuid == uuid; }),
+               queue_.end());
 }
 
 bool JobManager::Alive(const Uuid& uuid) const {
@@ -281,9 +386,16 @@ void JobManager::Finished(const Uuid& uuid) {
     auto c = control_.find(uuid.ToString());
     if (c != control_.end() && c->second.confirmed) control_.erase(c);
   }
+  if (launched_ > 0) --launched_;
+  StartQueued();
   const auto row = PublishFromRow(uuid);
   const std::string key = uuid.ToString();
   observer_.StateChanged(uuid, row.ok() ? std::string(table::ToString(row->state)) : "unknown");
+  // Retention by count is kept as jobs end, not only by the periodic prune (the job that
+  // just ended is the newest, so it stays readable).
+  if (row.ok() && table::IsTerminal(row->state)) {
+    RemovePruned(table::JobTable(loop_rdb_).PruneBeyondCount());
+  }
   auto w = waiters_.find(key);
   if (w == waiters_.end()) return;
   // A job that was interrupted (shutdown) is still running as far as callers know.
@@ -340,26 +452,28 @@ void JobManager::ReapThreads() {
 }
 
 void JobManager::Shutdown() {
-  stopping_ = true;
   std::map<std::string, Running> threads;
   {
     std::lock_guard<std::mutex> lock(mu_);
+    stopping_ = true;
     threads.swap(threads_);
   }
+  stop_cv_.notify_all();
   for (auto& [key, running] : threads) {
     if (running.thread.joinable()) running.thread.join();
   }
 }
 
-void JobManager::Prune() {
+void JobManager::Prune() { RemovePruned(table::JobTable(loop_rdb_).PruneFinished()); }
+
+void JobManager::RemovePruned(const Result<uint64_t>& pruned) {
   table::JobTable jobs(loop_rdb_);
-  auto pruned = jobs.PruneFinished();
   if (!pruned.ok()) {
     LogWarning("job pruning failed: " + pruned.status().ToString());
     return;
   }
   if (*pruned == 0) return;
-  LogInfo("pruned " + std::to_string(*pruned) + " finished jobs past the retention period");
+  LogInfo("pruned " + std::to_string(*pruned) + " finished jobs (retention period or count)");
   for (auto it = published_.begin(); it != published_.end();) {
     auto uuid = Uuid::Parse(*it);
     if (uuid && jobs.Get(*uuid).status().code() == ErrorCode::kEntryNotFound) {

@@ -18,6 +18,11 @@
 
 namespace svmkey::daemon {
 
+// Jobs run at once by default (svmkeyd --max-running-jobs); the rest wait queued. Each
+// rekey holds about batch_size x rewrap_threads volumes' buffers (docs/ARCHITECTURE.md
+// §7 gives the memory bound this makes).
+inline constexpr size_t kDefaultMaxRunningJobs = 4;
+
 struct JobSettings {
   IoMode io_mode = IoMode::kAuto;
   // Volumes per rewrap batch, per thread (engine/rewrap.h says why this default).
@@ -35,6 +40,8 @@ struct JobSettings {
   // Makes the FileIo of each I/O thread of a job; empty = MakeFileIo(io_mode). Tests
   // put the fault-injecting seam here.
   std::function<Result<std::unique_ptr<FileIo>>()> make_io;
+  // Jobs run at once (JobManager); more wait queued.
+  size_t max_running_jobs = kDefaultMaxRunningJobs;
 };
 
 // Descriptors svmkeyd keeps for everything but volume files in flight: the bus, the

@@ -10,6 +10,8 @@
 #include "daemon/service/jobs.h"
 #include "daemon/service/prechecks.h"
 #include "daemon/service/table_volume_source.h"
+#include "daemon/table/job_table.h"
+#include "daemon/table/key_store_table.h"
 #include "daemon/table/svm_kek_table.h"
 #include "daemon/table/volume_table.h"
 #include "engine/rewrap.h"
@@ -332,13 +334,33 @@ JobOutcome RecordOutcome(RekeyRun& run, const Status& result) {
     Status rec = keks.RecordRekeyFailure(run.config, table::KeyStoreState::kActive,
                                          run.ctx.uuid(), status.numeric_code(), status.ToString());
     if (rec.ok()) return JobOutcome::Finished(status);
+    // Recording the job's end alone would leave the key store in svm_kek_rekey with no
+    // job behind it (new keys and reruns refused with 8). The row stays running, and the
+    // job manager records the whole failure once the table takes writes
+    // (RecordUnrecordedRekeyFailure).
     LogErr("job " + run.ctx.uuid().ToString() + ": cannot record the rekey failure (" +
-           rec.ToString() + "); recording the job's end alone");
+           rec.ToString() + ")");
+    return JobOutcome::Finished(status);
   }
   return FinishJob(run.ctx, status);
 }
 
 }  // namespace
+
+Status RecordUnrecordedRekeyFailure(JobContext& ctx, const JobRequest& request,
+                                    const Status& failure) {
+  auto config = table::KeyStoreTable(ctx.rdb()).GetBarbicanConfig(request.config);
+  if (!config.ok() && config.status().code() != ErrorCode::kEntryNotFound) {
+    return config.status();
+  }
+  if (config.ok() && config->key_store.state == table::KeyStoreState::kSvmKekRekey) {
+    // One job per SVM: the key store is in svm_kek_rekey for this job's pending key.
+    return table::SvmKekTable(ctx.rdb()).RecordRekeyFailure(
+        request.config, table::KeyStoreState::kActive, ctx.uuid(), failure.numeric_code(),
+        failure.ToString());
+  }
+  return table::JobTable(ctx.rdb()).Finish(ctx.uuid(), failure.numeric_code(), failure.ToString());
+}
 
 JobOutcome RunRekey(JobContext& ctx, KeyService& keys, const JobSettings& settings,
                     const JobRequest& request) {

@@ -30,6 +30,10 @@
 //     as a failure with JobCanceled (458762), by the same rule as any failure, so a
 //     rerun adopts the pending key. Once the commit begins (BeginUnstoppable) the job
 //     refuses Pause and Cancel.
+//   - a failure the run could not record (the table refused the write, or the body
+//     threw): nothing else is written (never the job's end without the key store's);
+//     the job manager retries RecordUnrecordedRekeyFailure until it is written,
+//     so the job ends failed and the key store leaves svm_kek_rekey without a restart.
 // Every volume opens under a key the table holds at every point: before phase 3 only g
 // seals blobs; from phase 3 to 6 both g and g+1 are held; after 6, g is retired but kept.
 #pragma once
@@ -42,5 +46,12 @@ namespace svmkey::daemon {
 
 JobOutcome RunRekey(JobContext& ctx, KeyService& keys, const JobSettings& settings,
                     const JobRequest& request);
+
+// Records `failure` for a rekey-internal job whose body did not record its end (the
+// JobFailer of a rekey, job_manager.h): with the key store in svm_kek_rekey (a pending
+// key is stored) as SvmKekTable::RecordRekeyFailure does, so a rerun adopts the pending
+// key; otherwise as JobTable::Finish.
+Status RecordUnrecordedRekeyFailure(JobContext& ctx, const JobRequest& request,
+                                    const Status& failure);
 
 }  // namespace svmkey::daemon

@@ -1,5 +1,8 @@
 #include "daemon/table/job_table.h"
 
+#include <algorithm>
+#include <cstdint>
+
 #include "daemon/table/table_internal.h"
 
 namespace svmkey::table {
@@ -135,6 +138,17 @@ Status InsertJobLocked(Db& db, const NewJob& job, int64_t now) {
     st->BindNull(4);
   }
   return st->Run();
+}
+
+Result<uint64_t> PruneBeyondCountLocked(Db& db, uint64_t keep) {
+  Result<Statement> st = db.Cached(
+      "DELETE FROM jobs WHERE state IN ('success', 'failure') AND rowid NOT IN "
+      "(SELECT rowid FROM jobs WHERE state IN ('success', 'failure') "
+      "ORDER BY end_time DESC, rowid DESC LIMIT ?1)");
+  if (!st.ok()) return st.status();
+  st->Bind(1, static_cast<int64_t>(std::min<uint64_t>(keep, INT64_MAX)));
+  SVMKEY_RETURN_IF_ERROR(st->Run());
+  return static_cast<uint64_t>(db.changes());
 }
 
 }  // namespace
@@ -331,7 +345,20 @@ Result<uint64_t> JobTable::PruneFinished() {
   if (!st.ok()) return JobIo(st.status());
   st->Bind(1, cutoff);
   SVMKEY_RETURN_IF_ERROR(JobIo(st->Run()));
-  const uint64_t removed = static_cast<uint64_t>(s.db().changes());
+  uint64_t removed = static_cast<uint64_t>(s.db().changes());
+  Result<uint64_t> over = PruneBeyondCountLocked(s.db(), s.options().job_retention_count);
+  if (!over.ok()) return JobIo(over.status());
+  removed += *over;
+  SVMKEY_RETURN_IF_ERROR(JobIo(txn->Commit()));
+  return removed;
+}
+
+Result<uint64_t> JobTable::PruneBeyondCount() {
+  Rdb::Session s = rdb_.Lock();
+  Result<Transaction> txn = Transaction::Begin(s.db());
+  if (!txn.ok()) return JobIo(txn.status());
+  Result<uint64_t> removed = PruneBeyondCountLocked(s.db(), s.options().job_retention_count);
+  if (!removed.ok()) return JobIo(removed.status());
   SVMKEY_RETURN_IF_ERROR(JobIo(txn->Commit()));
   return removed;
 }

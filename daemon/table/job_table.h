@@ -5,7 +5,8 @@
 // not unfinished work to resume at start: it stays paused until Start() resumes it.
 //
 // Times are Unix milliseconds from the Rdb clock; 0 means "not yet". Terminal jobs are
-// removed by PruneFinished once older than RdbOptions::job_retention (default 24 h).
+// removed by PruneFinished once older than RdbOptions::job_retention (default 24 h), and
+// the oldest of them once there are more than RdbOptions::job_retention_count.
 //
 // Errors: EntryNotFound (4) for an unknown job, InvalidValue for a state change the
 // job state machine forbids (states.h), ResourceInUse from CreateExclusive; any
@@ -95,9 +96,13 @@ class JobTable {
   // → success (code 0; message defaults to kJobSuccessMessage) or failure (code != 0).
   Status Finish(const Uuid& job, uint32_t code, const std::string& message);
 
-  // Deletes terminal jobs whose end time is older than now - job_retention; returns
+  // Deletes terminal jobs whose end time is older than now - job_retention, then the
+  // oldest terminal jobs (by end time) beyond the newest job_retention_count; returns
   // how many.
   Result<uint64_t> PruneFinished();
+  // Only the second half of PruneFinished: the oldest terminal jobs beyond the newest
+  // job_retention_count (run as each job ends; it never removes the newest job).
+  Result<uint64_t> PruneBeyondCount();
 
  private:
   Status Transition(const Uuid& job, JobState to);

@@ -35,6 +35,9 @@
 namespace svmkey::table {
 
 inline constexpr std::chrono::hours kDefaultJobRetention{24};
+// At most this many terminal jobs are kept, whatever their age (docs/ARCHITECTURE.md §7):
+// each is a Job1 object, and the job node's introspection and ListJobs grow with them.
+inline constexpr uint64_t kDefaultJobRetentionCount = 1000;
 
 struct RdbOptions {
   // The table file; docs/ARCHITECTURE.md §3 fixes it as /var/lib/svmkey/rdb.sqlite in production.
@@ -47,6 +50,8 @@ struct RdbOptions {
   std::chrono::milliseconds busy_timeout{5000};
   // Terminal jobs older than this are removed by JobTable::PruneFinished.
   std::chrono::milliseconds job_retention = kDefaultJobRetention;
+  // ... and beyond this many terminal jobs the oldest are removed as well.
+  uint64_t job_retention_count = kDefaultJobRetentionCount;
   // Unix time in milliseconds; tests inject a fake clock. Default: system_clock.
   std::function<int64_t()> clock;
 };

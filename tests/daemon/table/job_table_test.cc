@@ -206,6 +206,29 @@ TEST_F(JobTableTest, RetentionIsConfigurable) {
   EXPECT_EQ(jobs().PruneFinished().value(), 1u);
 }
 
+TEST_F(JobTableTest, RetentionCountPrunesTheOldestTerminalJobsFirst) {
+  rdb_.reset();
+  RdbOptions o = Options();
+  o.job_retention_count = 3;
+  rdb_ = std::move(Rdb::Open(o)).value();
+  // Jobs 1..6 end in the order 2, 1, 3, 4, 5 (one second apart); 6 stays running.
+  for (uint64_t n = 1; n <= 6; ++n) ASSERT_OK(jobs().Create(Job(n)));
+  for (uint64_t n : {2, 1, 3, 4, 5}) {
+    ASSERT_OK(jobs().Finish(NumberedUuid(0x10b, n), n % 2 ? 8 : 0, "x"));
+    now_ms_ += 1000;
+  }
+  ASSERT_OK(jobs().Start(NumberedUuid(0x10b, 6)));
+  EXPECT_EQ(jobs().PruneFinished().value(), 2u);  // all within the 24 h period
+  EXPECT_CODE(jobs().Get(NumberedUuid(0x10b, 2)).status(), kEntryNotFound);
+  EXPECT_CODE(jobs().Get(NumberedUuid(0x10b, 1)).status(), kEntryNotFound);
+  for (uint64_t n : {3, 4, 5, 6}) EXPECT_TRUE(jobs().Get(NumberedUuid(0x10b, n)).ok()) << n;
+  EXPECT_EQ(jobs().PruneFinished().value(), 0u);
+  // An unfinished job never counts against the bound, and is never pruned.
+  ASSERT_OK(jobs().Finish(NumberedUuid(0x10b, 6), 0, ""));
+  EXPECT_EQ(jobs().PruneFinished().value(), 1u);
+  EXPECT_CODE(jobs().Get(NumberedUuid(0x10b, 3)).status(), kEntryNotFound);
+}
+
 TEST_F(JobTableTest, TableFailuresAreEncryptionStatusUnavailable) {
   ASSERT_OK(jobs().Create(Job(1)));
   {
