@@ -31,7 +31,8 @@ ManagerObject::ManagerObject(sdbus::IConnection& connection, EventLoop& loop, ta
                    }),
       jobs_(std::make_unique<JobManager>(loop, rdb_options, rdb, job_objects_)),
       launcher_(std::make_unique<JobLauncher>(*jobs_, keys, settings_.jobs)),
-      bus_{getObject(), loop, rdb, *worker_, keys, *launcher_, *jobs_, job_objects_, settings_} {
+      bus_{getObject(), loop, rdb, *worker_, keys, *launcher_, *jobs_, job_objects_, settings_,
+           readers_} {
   registerAdaptor();
 }
 
@@ -41,6 +42,7 @@ ManagerObject::~ManagerObject() {
 }
 
 void ManagerObject::StopWorkers() {
+  readers_.Shutdown();  // before the worker: a reader hands its bytes to the worker
   if (jobs_) jobs_->Shutdown();
   worker_.reset();
 }

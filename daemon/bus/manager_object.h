@@ -79,6 +79,7 @@ class ManagerObject final : public sdbus::AdaptorInterfaces<org::svmkey::KeyMana
   table::Rdb& rdb_;
   const KeyManagerSettings settings_;
   std::unique_ptr<ControlWorker> worker_;
+  CallerInputReader readers_;
   JobObjects job_objects_;
   std::unique_ptr<JobManager> jobs_;
   std::unique_ptr<JobLauncher> launcher_;

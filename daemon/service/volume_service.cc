@@ -5,7 +5,6 @@
 #include <filesystem>
 
 #include "daemon/core/log.h"
-#include "daemon/service/caller_file.h"
 #include "daemon/service/prechecks.h"
 #include "daemon/table/svm_kek_table.h"
 #include "engine/file_io.h"
@@ -54,12 +53,12 @@ Status RefuseNewKeysUnlessActive(table::Rdb& rdb, const Uuid& svm) {
   return Status::Ok();
 }
 
-// Adopts the KEK file as generation `generation` of the SVM's SVM-KEK: wrapped under the
+// Adopts the KEK bytes as generation `generation` of the SVM's SVM-KEK: wrapped under the
 // key store `config`, stored as the active row, installed in the key table.
-Status AdoptKekFile(table::Rdb& rdb, KeyService& keys, const Uuid& config, const Uuid& svm,
-                    uint64_t generation, const CallerFile& kek_file) {
+Status AdoptKek(table::Rdb& rdb, KeyService& keys, const Uuid& config, const Uuid& svm,
+                uint64_t generation, const SecureBuffer& kek_bytes) {
   KeyTable& kt = keys.key_table();
-  auto kek = volset::ImportKekFd(kt, kek_file.fd(), kek_file.path());
+  auto kek = volset::ImportKekBytes(kt, kek_bytes, "kek_fd");
   if (!kek.ok()) return kek.status();
   std::string key_id;
   auto wrapped = keys.WrapSvmKek(rdb, config, svm, generation, *kek, &key_id);
@@ -153,19 +152,9 @@ Result<uint64_t> RegisterVolumeSet(table::Rdb& rdb, KeyService& keys, const Volu
                   "SVM already has an SVM-KEK; a volume set can be "
                   "registered only on an SVM without encrypted volumes");
   }
-  // The caller's own file only: the daemon reads and removes it with root's rights.
-  auto kek_file = CallerFile::Open(set.kek_file, set.caller_uid, "kek_file");
-  if (!kek_file.ok()) return kek_file.status();
-  SVMKEY_RETURN_IF_ERROR(
-      AdoptKekFile(rdb, keys, enabled->uuid, set.svm, header.generation, *kek_file));
+  SVMKEY_RETURN_IF_ERROR(AdoptKek(rdb, keys, enabled->uuid, set.svm, header.generation, *set.kek));
   auto count = InsertVolumeRows(rdb, **source, set.svm, header.generation);
   if (!count.ok()) return count.status();
-  // Removed only after a complete registration, and only while the path still names the
-  // file that was imported.
-  if (!set.keep_kek_file) {
-    Status removed = kek_file->Remove();
-    if (!removed.ok()) LogWarning("could not remove the KEK file: " + removed.message());
-  }
   LogInfo("registered " + std::to_string(*count) + " volumes of " + set.directory + " for SVM " +
           set.svm.ToString() + " at generation " + std::to_string(header.generation));
   return count;

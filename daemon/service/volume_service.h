@@ -3,9 +3,8 @@
 // connection of the calling thread (the control worker's for the writes).
 #pragma once
 
-#include <sys/types.h>
-
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -13,6 +12,7 @@
 #include "daemon/table/rdb.h"
 #include "daemon/table/states.h"
 #include "daemon/table/volume_table.h"
+#include "engine/secure_memory.h"
 #include "engine/status.h"
 #include "engine/uuid.h"
 
@@ -34,15 +34,15 @@ Result<Uuid> CreateVolume(table::Rdb& rdb, KeyService& keys, const std::string& 
 struct VolumeSetImport {
   Uuid svm;
   std::string directory;  // the volume set's manifest directory (absolute)
-  std::string kek_file;   // the KEK file svmkey-volset wrote; must be the caller's own
-  bool keep_kek_file = false;
-  uid_t caller_uid = 0;   // whose file kek_file must be (caller_file.h)
+  // The set's SVM-KEK as the caller passed it (kek_fd, the kek.bin svmkey-volset wrote);
+  // shared so the import can be copied into a control-worker task.
+  std::shared_ptr<const SecureBuffer> kek;
 };
 
-// Adopts the KEK file as the SVM's initial SVM-KEK (wrapped under its enabled key store)
-// and inserts a row per volume of the set. Only for an SVM without an SVM-KEK
-// (DuplicateEntry otherwise). The KEK file is opened as a CallerFile of `caller_uid`
-// (InvalidValue otherwise) and removed, unless kept, only after every row is in.
+// Adopts the KEK (exactly 32 bytes, InvalidValue naming kek_fd otherwise) as the SVM's
+// initial SVM-KEK (wrapped under its enabled key store) and inserts a row per volume of
+// the set. Only for an SVM without an SVM-KEK (DuplicateEntry otherwise). The daemon
+// never removes the caller's kek.bin: it did not create it.
 // Returns the number of volumes registered.
 Result<uint64_t> RegisterVolumeSet(table::Rdb& rdb, KeyService& keys, const VolumeSetImport& set);
 
