@@ -1,6 +1,6 @@
 // Scenario 1: the full flow through busctl (the real tool) and the generated proxy.
-// SVM, Barbican configuration (secret by _file through busctl, by _fd through the
-// proxy), enable, 1,000 volumes from svmkey-volset + a few CreateVolume, rekey-internal
+// SVM, Barbican configuration (secret, CA and KEK as descriptors busctl passes as `h`,
+// by _fd and ca_pem through the proxy), enable, 1,000 volumes from svmkey-volset + a few CreateVolume, rekey-internal
 // with return_timeout 0 (202, then job success seen by GetJob polling, JobChanged and
 // PropertiesChanged) and 120 (201). Every VDEK is the same before and after, and the
 // current slot opens only under the new SVM-KEK (unwrapped here from the table file
@@ -46,7 +46,8 @@ TEST_F(FlowTest, FullFlowThroughBusctlAndProxy) {
   const std::string A = address();
   const std::string M = "org.svmkey.KeyManager1 /org/svmkey/KeyManager1 org.svmkey.KeyManager1 ";
 
-  // --- SVM and Barbican configuration through busctl (secret by file) ---
+  // --- SVM and Barbican configuration through busctl (secret and CA as descriptors that
+  // the shell opens; busctl passes an `h` argument from an fd it has open) ---
   auto r = Busctl(A, "call " + M + "CreateSvm 'sa{sv}' vs1 0");
   ASSERT_EQ(r.status, 0) << r.err;
   const std::string svm = BusctlString(r.out);
@@ -57,15 +58,15 @@ TEST_F(FlowTest, FullFlowThroughBusctlAndProxy) {
   const std::string secret_file = SecretFile(cred.secret);
   r = Busctl(A, "call " + M + "CreateBarbicanConfig 'a{sv}' 7 svm s vs1 name s vs1-kms key_id s " +
                     Quote(key.key_id) + " keystone_url s " + Quote(KmsVar("KEYSTONE_URL")) +
-                    " application_cred_id s " + cred.id + " application_cred_secret_file s " +
-                    Quote(secret_file) + " timeout u 30");
+                    " application_cred_id s " + cred.id + " application_cred_secret_fd h 3 timeout u 30 3<" +
+                    Quote(secret_file));
   ASSERT_EQ(r.status, 0) << r.err << DaemonLog();
   const std::string config = BusctlString(r.out);
   ASSERT_TRUE(Uuid::Parse(config)) << r.out;
-  // Without ca_file the daemon uses the system store: enabling fails (our throwaway CA).
+  // Without a CA bundle the daemon uses the system store: enabling fails (our throwaway CA).
   r = Busctl(A, "call " + M + "EnableKeyStore s " + config);
   EXPECT_NE(r.status, 0) << "enable worked without the CA: " << r.out;
-  r = Busctl(A, "call " + M + "UpdateBarbicanConfig 'sa{sv}' " + config + " 1 ca_file s " +
+  r = Busctl(A, "call " + M + "UpdateBarbicanConfig 'sa{sv}' " + config + " 1 ca_fd h 3 3<" +
                     Quote(KmsVar("CA_FILE")));
   ASSERT_EQ(r.status, 0) << r.err;
   r = Busctl(A, "call " + M + "EnableKeyStore s " + config);
@@ -78,10 +79,10 @@ TEST_F(FlowTest, FullFlowThroughBusctlAndProxy) {
   // --- 1,000 volumes from svmkey-volset, plus three CreateVolume ---
   const std::string set = MakeVolumeSet(svm, 1000);
   r = Busctl(A, "--timeout=300 call " + M + "RegisterVolumeSet 'ssa{sv}' vs1 " + Quote(set) +
-                    " 1 kek_file s " + Quote(set + "/kek.bin"));
+                    " 1 kek_fd h 3 3<" + Quote(set + "/kek.bin"));
   ASSERT_EQ(r.status, 0) << r.err << DaemonLog();
   EXPECT_EQ(r.out, "t 1000\n");
-  EXPECT_FALSE(std::filesystem::exists(set + "/kek.bin")) << "the KEK file was not removed";
+  EXPECT_TRUE(std::filesystem::exists(set + "/kek.bin")) << "the daemon removed the caller's file";
   for (int i = 0; i < 3; ++i) {
     r = Busctl(A, "call " + M + "CreateVolume 'ssa{sv}' vs1 extra" + std::to_string(i) + " 0");
     ASSERT_EQ(r.status, 0) << r.err << DaemonLog();
@@ -207,7 +208,7 @@ TEST_F(FlowTest, FullFlowThroughBusctlAndProxy) {
 
 TEST_F(FlowTest, SecretByFdThroughTheProxyAndTwoSvmsSideBySide) {
   // vs-a: configuration made through the proxy with the secret passed as a file
-  // descriptor (type h); vs-b through the _file path. Both rekeyed at the same time.
+  // descriptor (type h); vs-b through the fixture. Both rekeyed at the same time.
   const KmsCredential cred{KmsVar("APP_CRED_ID"), KmsVar("APP_CRED_SECRET")};
   km().CreateSvm("vs-a", {});
   int fds[2];
@@ -222,7 +223,7 @@ TEST_F(FlowTest, SecretByFdThroughTheProxyAndTwoSvmsSideBySide) {
   c["keystone_url"] = sdbus::Variant(KmsVar("KEYSTONE_URL"));
   c["application_cred_id"] = sdbus::Variant(cred.id);
   c["application_cred_secret_fd"] = sdbus::Variant(sdbus::UnixFd(fds[0]));
-  c["ca_file"] = sdbus::Variant(KmsVar("CA_FILE"));
+  c["ca_pem"] = sdbus::Variant(FileBytes(KmsVar("CA_FILE")));
   const std::string config_a = km().CreateBarbicanConfig(c);
   ::close(fds[0]);
   km().EnableKeyStore(config_a);  // fetches the Barbican key with the fd's secret
@@ -259,8 +260,8 @@ TEST_F(FlowTest, KeyStoreSwitchRunsAsAJobAndTheSvmKeepsWorking) {
   c["key_id"] = sdbus::Variant(other.key_id);
   c["keystone_url"] = sdbus::Variant(KmsVar("KEYSTONE_URL"));
   c["application_cred_id"] = sdbus::Variant(s.credential.id);
-  c["application_cred_secret_file"] = sdbus::Variant(SecretFile(s.credential.secret));
-  c["ca_file"] = sdbus::Variant(KmsVar("CA_FILE"));
+  c["application_cred_secret_fd"] = sdbus::Variant(SecretFd(s.credential.secret));
+  c["ca_pem"] = sdbus::Variant(FileBytes(KmsVar("CA_FILE")));
   const std::string config_b = km().CreateBarbicanConfig(c);
   km().EnableKeyStore(config_b);  // replies when the switch job has ended
 
