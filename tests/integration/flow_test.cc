@@ -1,6 +1,6 @@
 // Scenario 1: the full flow through busctl (the real tool) and the generated proxy.
-// SVM, Barbican configuration (secret, CA and KEK as descriptors busctl passes as `h`,
-// by _fd and ca_pem through the proxy), enable, 1,000 volumes from svmkey-volset + a few CreateVolume, rekey-internal
+// SVM, Barbican configuration (secret and KEK as descriptors through the proxy, the CA
+// bundle as bytes through busctl), enable, 1,000 volumes from svmkey-volset + a few CreateVolume, rekey-internal
 // with return_timeout 0 (202, then job success seen by GetJob polling, JobChanged and
 // PropertiesChanged) and 120 (201). Every VDEK is the same before and after, and the
 // current slot opens only under the new SVM-KEK (unwrapped here from the table file
@@ -46,8 +46,9 @@ TEST_F(FlowTest, FullFlowThroughBusctlAndProxy) {
   const std::string A = address();
   const std::string M = "org.svmkey.KeyManager1 /org/svmkey/KeyManager1 org.svmkey.KeyManager1 ";
 
-  // --- SVM and Barbican configuration through busctl (secret and CA as descriptors that
-  // the shell opens; busctl passes an `h` argument from an fd it has open) ---
+  // --- SVM through busctl; the Barbican configuration through the proxy, since the
+  // secret must be a descriptor and busctl of systemd 252 cannot pass an `h` argument;
+  // the CA bundle through busctl as bytes (ca_pem, type ay) ---
   auto r = Busctl(A, "call " + M + "CreateSvm 'sa{sv}' vs1 0");
   ASSERT_EQ(r.status, 0) << r.err;
   const std::string svm = BusctlString(r.out);
@@ -55,19 +56,22 @@ TEST_F(FlowTest, FullFlowThroughBusctlAndProxy) {
 
   const KmsKey key = NewSecret();
   const KmsCredential cred = NewCredential();
-  const std::string secret_file = SecretFile(cred.secret);
-  r = Busctl(A, "call " + M + "CreateBarbicanConfig 'a{sv}' 7 svm s vs1 name s vs1-kms key_id s " +
-                    Quote(key.key_id) + " keystone_url s " + Quote(KmsVar("KEYSTONE_URL")) +
-                    " application_cred_id s " + cred.id + " application_cred_secret_fd h 3 timeout u 30 3<" +
-                    Quote(secret_file));
-  ASSERT_EQ(r.status, 0) << r.err << DaemonLog();
-  const std::string config = BusctlString(r.out);
-  ASSERT_TRUE(Uuid::Parse(config)) << r.out;
+  VariantMap cfg;
+  cfg["svm"] = sdbus::Variant(std::string("vs1"));
+  cfg["name"] = sdbus::Variant(std::string("vs1-kms"));
+  cfg["key_id"] = sdbus::Variant(key.key_id);
+  cfg["keystone_url"] = sdbus::Variant(KmsVar("KEYSTONE_URL"));
+  cfg["application_cred_id"] = sdbus::Variant(cred.id);
+  cfg["application_cred_secret_fd"] = sdbus::Variant(SecretFd(cred.secret));
+  cfg["timeout"] = sdbus::Variant(uint32_t{30});
+  const std::string config = km().CreateBarbicanConfig(cfg);
+  ASSERT_TRUE(Uuid::Parse(config)) << config;
   // Without a CA bundle the daemon uses the system store: enabling fails (our throwaway CA).
   r = Busctl(A, "call " + M + "EnableKeyStore s " + config);
   EXPECT_NE(r.status, 0) << "enable worked without the CA: " << r.out;
-  r = Busctl(A, "call " + M + "UpdateBarbicanConfig 'sa{sv}' " + config + " 1 ca_fd h 3 3<" +
-                    Quote(KmsVar("CA_FILE")));
+  const std::string ca = Quote(KmsVar("CA_FILE"));
+  r = Busctl(A, "call " + M + "UpdateBarbicanConfig 'sa{sv}' " + config +
+                    " 1 ca_pem ay $(stat -c %s " + ca + ") $(od -An -v -tu1 " + ca + ")");
   ASSERT_EQ(r.status, 0) << r.err;
   r = Busctl(A, "call " + M + "EnableKeyStore s " + config);
   ASSERT_EQ(r.status, 0) << r.err << DaemonLog();
@@ -78,10 +82,7 @@ TEST_F(FlowTest, FullFlowThroughBusctlAndProxy) {
 
   // --- 1,000 volumes from svmkey-volset, plus three CreateVolume ---
   const std::string set = MakeVolumeSet(svm, 1000);
-  r = Busctl(A, "--timeout=300 call " + M + "RegisterVolumeSet 'ssa{sv}' vs1 " + Quote(set) +
-                    " 1 kek_fd h 3 3<" + Quote(set + "/kek.bin"));
-  ASSERT_EQ(r.status, 0) << r.err << DaemonLog();
-  EXPECT_EQ(r.out, "t 1000\n");
+  ASSERT_EQ(RegisterVolumeSet("vs1", set), 1000u) << DaemonLog();
   EXPECT_TRUE(std::filesystem::exists(set + "/kek.bin")) << "the daemon removed the caller's file";
   for (int i = 0; i < 3; ++i) {
     r = Busctl(A, "call " + M + "CreateVolume 'ssa{sv}' vs1 extra" + std::to_string(i) + " 0");
