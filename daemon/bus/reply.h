@@ -58,6 +58,13 @@ template <typename... T, typename Work>
 void DeferAfterRead(CallerInputReader& readers, ControlWorker& worker, EventLoop& loop,
                     std::shared_ptr<sdbus::Result<T...>> result, std::vector<CallerFd> fds,
                     Work work) {
+  if (fds.empty()) {  // nothing to read: no reader thread
+    Defer(worker, loop, result, [work](table::Rdb& rdb) mutable {
+      CallerBytes none;
+      return work(rdb, none);
+    });
+    return;
+  }
   Status started = readers.Start(
       std::move(fds), [&worker, &loop, result, work](Result<CallerBytes> read) mutable {
         if (!read.ok()) {
