@@ -236,6 +236,7 @@ int Main(int argc, char** argv) {
   KeyManagerSettings settings;
   settings.volume_root = volume_root;
   settings.volume_set_roots = volume_set_roots;
+  settings.ca_dir = state_dir + "/ca";
   settings.jobs = job_settings;
   if (const group* g = ::getgrnam("svmkey")) settings.operator_gid = g->gr_gid;
 

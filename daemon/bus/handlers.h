@@ -40,6 +40,7 @@ struct KeyManagerSettings {
   std::vector<std::string> volume_set_roots;
   gid_t operator_gid = static_cast<gid_t>(-1);  // group "svmkey"; -1 = root only
   JobSettings jobs;
+  std::string ca_dir;  // the CA bundles callers hand over, one per configuration
 };
 
 // What every handler works with; owned by the ManagerObject (manager_object.h).
@@ -53,6 +54,7 @@ struct BusContext {
   JobManager& jobs;
   JobObjects& job_objects;
   const KeyManagerSettings& settings;
+  CallerInputReader& readers;
 
   Caller Authorize() { return daemon::Authorize(object, settings.operator_gid); }
   Uuid ResolveSvm(const std::string& svm_text) { return Check(daemon::ResolveSvm(rdb, svm_text)); }
@@ -60,6 +62,13 @@ struct BusContext {
   void Defer(sdbus::Result<T...>&& result, Work work) {
     daemon::Defer(worker, loop, std::make_shared<sdbus::Result<T...>>(std::move(result)),
                   std::move(work));
+  }
+  // Defer after reading the caller's descriptors (reply.h DeferAfterRead).
+  template <typename... T, typename Work>
+  void DeferAfterRead(sdbus::Result<T...>&& result, std::vector<CallerFd> fds, Work work) {
+    daemon::DeferAfterRead(readers, worker, loop,
+                           std::make_shared<sdbus::Result<T...>>(std::move(result)),
+                           std::move(fds), std::move(work));
   }
 };
 

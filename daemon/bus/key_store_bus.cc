@@ -6,6 +6,7 @@
 #include "daemon/bus/handlers.h"
 #include "daemon/bus/reply_page.h"
 #include "daemon/bus/row_maps.h"
+#include "daemon/service/ca_store.h"
 #include "daemon/service/config_service.h"
 #include "daemon/service/keystore_switch_job.h"
 #include "daemon/table/key_store_table.h"
@@ -52,8 +53,11 @@ void Enable(BusContext& bus, sdbus::Result<>&& result, const std::string& uuid) 
 void Delete(BusContext& bus, sdbus::Result<>&& result, const std::string& uuid) {
   bus.Authorize();
   const Uuid config = RequireUuid(uuid, "uuid");
-  bus.Defer(std::move(result), [&keys = bus.keys, config](table::Rdb& rdb) {
-    return DeleteKeyStore(rdb, keys, config);
+  bus.Defer(std::move(result), [&keys = bus.keys, config, ca_dir = bus.settings.ca_dir](
+                                   table::Rdb& rdb) {
+    Status deleted = DeleteKeyStore(rdb, keys, config);
+    if (deleted.ok()) RemoveCaBundle(ca_dir, config);  // the daemon's copy (ca_store.h)
+    return deleted;
   });
 }
 

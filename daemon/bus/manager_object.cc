@@ -36,6 +36,7 @@ ManagerCore::ManagerCore(EventLoop& loop, table::Rdb& rdb, const table::RdbOptio
 ManagerCore::~ManagerCore() { StopWorkers(); }
 
 void ManagerCore::StopWorkers() {
+  readers_.Shutdown();  // before the worker: a reader hands its bytes to the worker
   if (jobs_) jobs_->Shutdown();
   worker_.reset();
 }
@@ -45,7 +46,8 @@ ManagerObject::ManagerObject(sdbus::IConnection& connection, ManagerCore& core)
       connection_(connection),
       core_(core),
       bus_{getObject(),     core.loop_,  core.rdb_,         *core.worker_, core.keys_,
-           *core.launcher_, *core.jobs_, core.job_objects_, core.settings_} {
+           *core.launcher_, *core.jobs_, core.job_objects_, core.settings_,
+           core.readers_} {
   registerAdaptor();
   core_.job_objects_.Attach(connection, [this](const std::string& uuid, const std::string& state) {
     try {

@@ -17,6 +17,7 @@
 #include "daemon/bus/handlers.h"
 #include "daemon/bus/job_object.h"
 #include "daemon/core/event_loop.h"
+#include "daemon/service/caller_input.h"
 #include "daemon/service/control_worker.h"
 #include "daemon/service/job_launcher.h"
 #include "daemon/service/job_manager.h"
@@ -54,6 +55,7 @@ class ManagerCore {
   KeyService& keys_;
   const KeyManagerSettings settings_;
   std::unique_ptr<ControlWorker> worker_;
+  CallerInputReader readers_;
   JobObjects job_objects_;
   std::unique_ptr<JobManager> jobs_;
   std::unique_ptr<JobLauncher> launcher_;

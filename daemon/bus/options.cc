@@ -1,53 +1,12 @@
 #include "daemon/bus/options.h"
 
-#include <unistd.h>
-
 #include <cctype>
-#include <cerrno>
-#include <cstring>
 
 #include "daemon/bus/bus_error.h"
 #include "daemon/core/log.h"
-#include "daemon/service/caller_file.h"
 
 namespace svmkey::daemon {
 namespace {
-
-// Reads at most kMaxSecretBytes from fd into secure memory; strips one trailing newline.
-SecureBuffer ReadSecret(int fd, const std::string& what) {
-  auto buf = SecureBuffer::Allocate(kMaxSecretBytes + 1);
-  if (!buf.ok()) ThrowStatus(buf.status());
-  size_t len = 0;
-  while (len < buf->size()) {
-    const ssize_t n = ::read(fd, buf->data() + len, buf->size() - len);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      Throw(ErrorCode::kInvalidValue, what + ": cannot read: " + std::strerror(errno));
-    }
-    if (n == 0) break;
-    len += static_cast<size_t>(n);
-  }
-  if (len > kMaxSecretBytes) Throw(ErrorCode::kInvalidValue, what + ": longer than 4096 bytes");
-  if (len > 0 && buf->data()[len - 1] == '\n') --len;
-  if (len > 0 && buf->data()[len - 1] == '\r') --len;
-  if (len == 0) Throw(ErrorCode::kInvalidValue, what + ": empty");
-  auto out = SecureBuffer::Allocate(len);
-  if (!out.ok()) ThrowStatus(out.status());
-  std::memcpy(out->data(), buf->data(), len);
-  buf->Wipe();
-  return std::move(out).value();
-}
-
-// A secret from the file at `path`, which the caller must own (caller_file.h); `what`
-// names the option in messages.
-SecureBuffer ReadSecretFile(const std::string& path, const std::string& what, uid_t caller_uid) {
-  if (path.size() > kMaxStringBytes) {
-    Throw(ErrorCode::kInvalidValue, "option '" + what + "' must be an absolute path");
-  }
-  auto file = CallerFile::Open(path, caller_uid, what);
-  if (!file.ok()) ThrowStatus(file.status());
-  return ReadSecret(file->fd(), what);
-}
 
 std::string TypeName(const sdbus::Variant& v) { return v.peekValueType(); }
 
@@ -107,31 +66,45 @@ std::optional<uint64_t> OptionReader::Unsigned(const std::string& key, uint64_t 
   return value;
 }
 
-std::optional<SecureBuffer> OptionReader::Secret(const std::string& base, uid_t caller_uid) {
+void OptionReader::RefusePath(const std::string& key, const std::string& instead) {
+  if (Take(key) != nullptr) {
+    Throw(ErrorCode::kInvalidValue, "option '" + key + "' is refused: svmkeyd opens no file "
+                                    "named by a caller; pass " + instead +
+                                    " (svmkeyctl does it for you)");
+  }
+}
+
+std::optional<CallerFd> OptionReader::SecretFd(const std::string& base) {
   if (Take(base) != nullptr) {
     Throw(ErrorCode::kInvalidValue, "option '" + base + "' is refused: secrets never travel in "
-                                   "bus messages; pass '" + base + "_fd' (h) or '" + base +
-                                   "_file' (s)");
+                                    "bus messages; pass '" + base + "_fd' (h)");
   }
-  const sdbus::Variant* fd_v = Take(base + "_fd");
-  const sdbus::Variant* file_v = Take(base + "_file");
-  if (fd_v != nullptr && file_v != nullptr) {
-    Throw(ErrorCode::kInvalidValue, "give only one of '" + base + "_fd' and '" + base + "_file'");
+  RefusePath(base + "_file", "'" + base + "_fd' (h)");
+  return Fd(base + "_fd", kMaxSecretBytes);
+}
+
+std::optional<CallerFd> OptionReader::Fd(const std::string& key, size_t max_bytes) {
+  const sdbus::Variant* v = Take(key);
+  if (v == nullptr) return std::nullopt;
+  if (TypeName(*v) != "h") {
+    Throw(ErrorCode::kInvalidArgument, "option '" + key + "' must be of type h, not " + TypeName(*v));
   }
-  if (fd_v != nullptr) {
-    if (TypeName(*fd_v) != "h") {
-      Throw(ErrorCode::kInvalidArgument, "option '" + base + "_fd' must be of type h");
-    }
-    const sdbus::UnixFd fd = fd_v->get<sdbus::UnixFd>();
-    return ReadSecret(fd.get(), base + "_fd");
+  // The variant's UnixFd is a dup of the message's descriptor; release it to CallerFd.
+  sdbus::UnixFd fd = v->get<sdbus::UnixFd>();
+  return CallerFd(key, fd.release(), max_bytes);
+}
+
+std::optional<std::vector<uint8_t>> OptionReader::Bytes(const std::string& key, size_t max_bytes) {
+  const sdbus::Variant* v = Take(key);
+  if (v == nullptr) return std::nullopt;
+  if (TypeName(*v) != "ay") {
+    Throw(ErrorCode::kInvalidArgument, "option '" + key + "' must be of type ay, not " + TypeName(*v));
   }
-  if (file_v != nullptr) {
-    if (TypeName(*file_v) != "s") {
-      Throw(ErrorCode::kInvalidArgument, "option '" + base + "_file' must be of type s");
-    }
-    return ReadSecretFile(file_v->get<std::string>(), base + "_file", caller_uid);
+  std::vector<uint8_t> bytes = v->get<std::vector<uint8_t>>();
+  if (bytes.size() > max_bytes) {
+    Throw(ErrorCode::kInvalidValue, key + ": longer than " + std::to_string(max_bytes) + " bytes");
   }
-  return std::nullopt;
+  return bytes;
 }
 
 void OptionReader::Finish() {

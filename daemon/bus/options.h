@@ -7,23 +7,24 @@
 // Integers accept any D-Bus integer type whose value fits, since busctl users type
 // `u`, `i` or `t` interchangeably.
 //
-// Secrets (application credential secret, proxy password) never travel in bus messages:
-// they arrive as a file descriptor (h) or a path to a private file of the caller's, and land straight in
-// a SecureBuffer.
+// Files arrive as descriptors (h) the caller opened with its own rights, or as bytes (ay);
+// a path is refused, since the daemon would open it with its own (root's) rights
+// (docs/ARCHITECTURE.md §9). A descriptor is only dup'ed here; it is read later, bounded,
+// on a reader thread (daemon/service/caller_input.h). Secrets (application credential
+// secret, proxy password) never travel in bus messages and land only in a SecureBuffer.
 //
 // Methods throw sdbus::Error (the bus boundary); use from a bus handler only.
 #pragma once
 
 #include <sdbus-c++/sdbus-c++.h>
-#include <sys/types.h>
-
 #include <cstdint>
 #include <map>
 #include <optional>
 #include <set>
 #include <string>
+#include <vector>
 
-#include "engine/secure_memory.h"
+#include "daemon/service/caller_input.h"
 #include "engine/uuid.h"
 
 namespace svmkey::daemon {
@@ -31,7 +32,6 @@ namespace svmkey::daemon {
 using VariantMap = std::map<std::string, sdbus::Variant>;
 
 inline constexpr size_t kMaxStringBytes = 4096;
-inline constexpr size_t kMaxSecretBytes = 4096;
 
 class OptionReader {
  public:
@@ -40,11 +40,16 @@ class OptionReader {
   std::optional<std::string> String(const std::string& key, size_t max_len = kMaxStringBytes);
   std::optional<bool> Bool(const std::string& key);
   std::optional<uint64_t> Unsigned(const std::string& key, uint64_t min, uint64_t max);
-  // A secret from `<base>_fd` (h) or `<base>_file` (s: a regular file owned by
-  // `caller_uid`, mode without group/other bits, no symlinks; daemon/service/caller_file.h).
-  // A plain `<base>` string is refused with 262185: secrets must not travel in bus
-  // messages. At most one of the forms may be given.
-  std::optional<SecureBuffer> Secret(const std::string& base, uid_t caller_uid);
+  // A secret's descriptor `<base>_fd` (h), at most kMaxSecretBytes. A plain `<base>`
+  // string (secrets must not travel in bus messages) and a path `<base>_file` (the
+  // daemon opens no file on a caller's word) are refused with 262185.
+  std::optional<CallerFd> SecretFd(const std::string& base);
+  // A descriptor `key` (h) of at most `max_bytes`, dup'ed for a later bounded read.
+  std::optional<CallerFd> Fd(const std::string& key, size_t max_bytes);
+  // A byte array `key` (ay) of at most `max_bytes` (262185 beyond).
+  std::optional<std::vector<uint8_t>> Bytes(const std::string& key, size_t max_bytes);
+  // Refuses the path option `key` (262185) if given, pointing to `instead`.
+  void RefusePath(const std::string& key, const std::string& instead);
   // Refuses every key not consumed so far (262179).
   void Finish();
 

@@ -13,6 +13,7 @@
 
 #include "daemon/bus/bus_error.h"
 #include "daemon/core/event_loop.h"
+#include "daemon/service/caller_input.h"
 #include "daemon/service/control_worker.h"
 
 namespace svmkey::daemon {
@@ -47,6 +48,34 @@ void Defer(ControlWorker& worker, EventLoop& loop, std::shared_ptr<sdbus::Result
     }
     loop.Post([result, out = std::move(*out)] { Reply(*result, out); });
   });
+}
+
+// Reads the caller's descriptors `fds` on a reader thread (caller_input.h), then runs
+// `work(rdb, bytes)` on the control worker with what was read (one SecureBuffer per
+// descriptor, in order) and replies on the loop thread. A failed read is the reply, and
+// the work does not run. Neither the loop nor the worker ever waits on a descriptor.
+template <typename... T, typename Work>
+void DeferAfterRead(CallerInputReader& readers, ControlWorker& worker, EventLoop& loop,
+                    std::shared_ptr<sdbus::Result<T...>> result, std::vector<CallerFd> fds,
+                    Work work) {
+  if (fds.empty()) {  // nothing to read: no reader thread
+    Defer(worker, loop, result, [work](table::Rdb& rdb) mutable {
+      CallerBytes none;
+      return work(rdb, none);
+    });
+    return;
+  }
+  Status started = readers.Start(
+      std::move(fds), [&worker, &loop, result, work](Result<CallerBytes> read) mutable {
+        if (!read.ok()) {
+          loop.Post([result, failure = read.status()] { ReplyError(*result, failure); });
+          return;
+        }
+        auto bytes = std::make_shared<CallerBytes>(std::move(read).value());
+        Defer(worker, loop, result,
+              [work, bytes](table::Rdb& rdb) mutable { return work(rdb, *bytes); });
+      });
+  if (!started.ok()) ReplyError(*result, started);
 }
 
 }  // namespace svmkey::daemon

@@ -34,24 +34,27 @@ void Create(BusContext& bus, sdbus::Result<std::string>&& result, const std::str
 
 void RegisterSet(BusContext& bus, sdbus::Result<uint64_t>&& result, const std::string& svm,
                  const std::string& directory, const VariantMap& options) {
-  const Caller caller = bus.Authorize();
+  bus.Authorize();
   VolumeSetImport set;
-  set.caller_uid = caller.uid;
   set.svm = bus.ResolveSvm(svm);
   OptionReader o(options);
-  auto kek_file = o.String("kek_file");
-  set.keep_kek_file = o.Bool("keep_kek_file").value_or(false);
+  o.RefusePath("kek_file", "'kek_fd' (h)");
+  auto kek_fd = o.Fd("kek_fd", kKekBytes);
   o.Finish();
-  if (!kek_file) Throw(ErrorCode::kMissingValue, "kek_file is required");
-  set.kek_file = *kek_file;
+  if (!kek_fd) Throw(ErrorCode::kMissingValue, "kek_fd is required");
   // After the options (their errors come first). Lexical only, no file is looked at on
   // the loop: beneath the volume root or a root the administrator configured.
   if (directory.size() > kMaxStringBytes) Throw(ErrorCode::kInvalidValue, "directory is too long");
   std::vector<std::string> roots = bus.settings.volume_set_roots;
   roots.push_back(bus.settings.volume_root);
   set.directory = Check(LocateVolumeSetDirectory(directory, roots));
-  bus.Defer(std::move(result),
-            [&keys = bus.keys, set](table::Rdb& rdb) { return RegisterVolumeSet(rdb, keys, set); });
+  std::vector<CallerFd> fds;
+  fds.push_back(std::move(*kek_fd));
+  bus.DeferAfterRead(std::move(result), std::move(fds),
+                     [&keys = bus.keys, set](table::Rdb& rdb, CallerBytes& bytes) mutable {
+                       set.kek = std::make_shared<const SecureBuffer>(std::move(bytes[0]));
+                       return RegisterVolumeSet(rdb, keys, set);
+                     });
 }
 
 std::vector<VariantMap> List(BusContext& bus, const std::string& svm, const VariantMap& options) {

@@ -12,7 +12,6 @@
 #include <utility>
 
 #include "daemon/core/log.h"
-#include "daemon/service/caller_file.h"
 #include "daemon/service/prechecks.h"
 #include "daemon/service/volume_set_directory.h"
 #include "daemon/table/svm_kek_table.h"
@@ -136,14 +135,14 @@ Status ValidateManifest(volset::ManifestVolumeSource& source) {
   return Status::Ok();
 }
 
-// Adopts the KEK file as generation `generation` of the SVM's SVM-KEK: wrapped under the
+// Adopts the KEK bytes as generation `generation` of the SVM's SVM-KEK: wrapped under the
 // key store `config`, stored as the active row together with a row per volume of
 // `volumes` (one transaction), installed in the key table. Sets `*count` to the rows.
-Status AdoptKekFile(table::Rdb& rdb, KeyService& keys, const Uuid& config, const Uuid& svm,
-                    uint64_t generation, const CallerFile& kek_file, VolumeSource& volumes,
-                    uint64_t* count) {
+Status AdoptKek(table::Rdb& rdb, KeyService& keys, const Uuid& config, const Uuid& svm,
+                uint64_t generation, const SecureBuffer& kek_bytes, VolumeSource& volumes,
+                uint64_t* count) {
   KeyTable& kt = keys.key_table();
-  auto kek = volset::ImportKekFd(kt, kek_file.fd(), kek_file.path());
+  auto kek = volset::ImportKekBytes(kt, kek_bytes, "kek_fd");
   if (!kek.ok()) return kek.status();
   std::string key_id;
   auto wrapped = keys.WrapSvmKek(rdb, config, svm, generation, *kek, &key_id);
@@ -218,18 +217,9 @@ Result<uint64_t> RegisterVolumeSet(table::Rdb& rdb, KeyService& keys, const Volu
   // every row (which fails, and leaves the table as it was, if the file changed).
   SVMKEY_RETURN_IF_ERROR(ValidateManifest(**source));
   SVMKEY_RETURN_IF_ERROR((*source)->Rewind());
-  // The caller's own file only: the daemon reads and removes it with root's rights.
-  auto kek_file = CallerFile::Open(set.kek_file, set.caller_uid, "kek_file");
-  if (!kek_file.ok()) return kek_file.status();
   uint64_t count = 0;
-  SVMKEY_RETURN_IF_ERROR(AdoptKekFile(rdb, keys, enabled->uuid, set.svm, header.generation,
-                                      *kek_file, **source, &count));
-  // Removed only after a complete registration, and only while the path still names the
-  // file that was imported.
-  if (!set.keep_kek_file) {
-    Status removed = kek_file->Remove();
-    if (!removed.ok()) LogWarning("could not remove the KEK file: " + removed.message());
-  }
+  SVMKEY_RETURN_IF_ERROR(AdoptKek(rdb, keys, enabled->uuid, set.svm, header.generation, *set.kek,
+                                  **source, &count));
   LogInfo("registered " + std::to_string(count) + " volumes of " + set.directory.path + " for SVM " +
           set.svm.ToString() + " at generation " + std::to_string(header.generation));
   return count;

@@ -3,9 +3,8 @@
 // connection of the calling thread (the control worker's for the writes).
 #pragma once
 
-#include <sys/types.h>
-
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -14,6 +13,7 @@
 #include "daemon/table/rdb.h"
 #include "daemon/table/states.h"
 #include "daemon/table/volume_table.h"
+#include "engine/secure_memory.h"
 #include "engine/status.h"
 #include "engine/uuid.h"
 
@@ -35,20 +35,19 @@ Result<Uuid> CreateVolume(table::Rdb& rdb, KeyService& keys, const std::string& 
 struct VolumeSetImport {
   Uuid svm;
   VolumeSetDirectory directory;  // where the manifest is (volume_set_directory.h)
-  std::string kek_file;   // the KEK file svmkey-volset wrote; must be the caller's own
-  bool keep_kek_file = false;
-  uid_t caller_uid = 0;   // whose file kek_file must be (caller_file.h)
+  // The set's SVM-KEK as the caller passed it (kek_fd, the kek.bin svmkey-volset wrote);
+  // shared so the import can be copied into a control-worker task.
+  std::shared_ptr<const SecureBuffer> kek;
 };
 
-// Adopts the KEK file as the SVM's initial SVM-KEK (wrapped under its enabled key store)
-// and inserts a row per volume of the set. Only for an SVM without an SVM-KEK
-// (DuplicateEntry otherwise). All or nothing: the manifest (opened as
-// OpenVolumeSetManifest says) is validated whole first (every line parses, as many lines
-// as the header's count, no volume or file twice), then the SVM-KEK and every row are
-// inserted in one transaction; any failure, or a crash, leaves the table as it was.
-// The KEK file is opened as a CallerFile of `caller_uid` (InvalidValue otherwise) and
-// removed, unless kept, only after every row is in. Returns the number of volumes
-// registered.
+// Adopts the KEK (exactly 32 bytes, InvalidValue naming kek_fd otherwise) as the SVM's
+// initial SVM-KEK (wrapped under its enabled key store) and inserts a row per volume of
+// the set. Only for an SVM without an SVM-KEK (DuplicateEntry otherwise). All or
+// nothing: the manifest (opened as OpenVolumeSetManifest says) is validated whole first
+// (every line parses, as many lines as the header's count, no volume or file twice),
+// then the SVM-KEK and every row are inserted in one transaction; any failure, or a
+// crash, leaves the table as it was. The daemon never removes the caller's kek.bin: it
+// did not create it. Returns the number of volumes registered.
 Result<uint64_t> RegisterVolumeSet(table::Rdb& rdb, KeyService& keys, const VolumeSetImport& set);
 
 }  // namespace svmkey::daemon

@@ -62,6 +62,14 @@ Result<KeyHandle> ImportKekFd(KeyTable& table, int fd, const std::string& name) 
   return handle;
 }
 
+Result<KeyHandle> ImportKekBytes(KeyTable& table, const SecureBuffer& bytes, const std::string& name) {
+  SVMKEY_RETURN_IF_ERROR(EngineInit());
+  if (bytes.size() != kKeyBytes) {
+    return Status(ErrorCode::kInvalidValue, name + " must hold exactly 32 raw bytes");
+  }
+  return table.Import(bytes);
+}
+
 Result<KeyHandle> GenerateKekFile(KeyTable& table, const std::string& path, bool replace) {
   SVMKEY_RETURN_IF_ERROR(EngineInit());
   if (!replace && ::access(path.c_str(), F_OK) == 0) {

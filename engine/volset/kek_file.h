@@ -10,6 +10,7 @@
 #include <string_view>
 
 #include "engine/key_table.h"
+#include "engine/secure_memory.h"
 #include "engine/status.h"
 
 namespace svmkey::volset {
@@ -24,6 +25,10 @@ Result<KeyHandle> ImportKekFile(KeyTable& table, const std::string& path);
 // The same from an open, readable descriptor (not closed here); `name` names the file in
 // messages. Reads at most one byte more than a key, so any size of file costs nothing.
 Result<KeyHandle> ImportKekFd(KeyTable& table, int fd, const std::string& name);
+
+// The same from bytes already read (the daemon's kek_fd): exactly kKeyBytes, else
+// InvalidValue naming `name`.
+Result<KeyHandle> ImportKekBytes(KeyTable& table, const SecureBuffer& bytes, const std::string& name);
 
 // Draws a fresh random key in secure memory, writes it to `path` (0600, fsync'd;
 // through a temporary file and rename, so an existing file is replaced only whole),

@@ -85,7 +85,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     (void)o.Unsigned("limit", 1, 10000);
     (void)o.Unsigned("dsid", 1, UINT64_MAX);
     (void)o.String("state", 16);
-    (void)o.Secret("application_cred_secret", 0);
+    (void)o.SecretFd("application_cred_secret");
     o.Finish();
   } catch (const sdbus::Error& e) {
     CheckError(e);

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <nlohmann/json.hpp>
+#include <filesystem>
 #include <regex>
 #include <thread>
 
@@ -248,6 +249,8 @@ TEST_F(CtlTest, EveryVerbAgainstTheDaemonWithItsJsonShape) {
   const std::string reg = Ok("volume register-set --svm ctl2 --dir " + Quote(set) + " --kek-file " +
                              Quote(set + "/kek.bin"));
   EXPECT_NE(reg.find("Registered 40 volumes"), std::string::npos) << reg;
+  // svmkeyctl (not svmkeyd) removes the caller's KEK file after a complete registration.
+  EXPECT_FALSE(std::filesystem::exists(set + "/kek.bin")) << "svmkeyctl left the KEK file";
   EXPECT_EQ(Json("volume list --svm ctl2").size(), 40u);
   EXPECT_NE(Ok("volume verify --svm ctl2").find("succeeded"), std::string::npos);
 

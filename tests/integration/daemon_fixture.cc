@@ -1,5 +1,6 @@
 #include "tests/integration/daemon_fixture.h"
 
+#include <fcntl.h>
 #include <unistd.h>
 
 #include <filesystem>
@@ -89,6 +90,21 @@ std::string DaemonTest::SecretFile(const std::string& secret) {
   return path;
 }
 
+sdbus::UnixFd DaemonTest::SecretFd(const std::string& secret) {
+  return PipeHolding(secret + "\n");
+}
+
+sdbus::UnixFd DaemonTest::OpenFd(const std::string& path) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  EXPECT_GE(fd, 0) << "cannot open " << path;
+  return sdbus::UnixFd(fd, sdbus::adopt_fd);
+}
+
+std::vector<uint8_t> DaemonTest::FileBytes(const std::string& path) {
+  const std::string text = ReadFile(path);
+  return std::vector<uint8_t>(text.begin(), text.end());
+}
+
 SvmSetup DaemonTest::SetUpSvm(const std::string& name, const SvmSetupOptions& options) {
   SvmSetup s;
   s.svm_name = name;
@@ -103,8 +119,8 @@ SvmSetup DaemonTest::SetUpSvm(const std::string& name, const SvmSetupOptions& op
   config["key_id"] = sdbus::Variant(s.key.key_id);
   config["keystone_url"] = sdbus::Variant(KmsVar("KEYSTONE_URL"));
   config["application_cred_id"] = sdbus::Variant(s.credential.id);
-  config["application_cred_secret_file"] = sdbus::Variant(SecretFile(s.credential.secret));
-  config["ca_file"] = sdbus::Variant(KmsVar("CA_FILE"));
+  config["application_cred_secret_fd"] = sdbus::Variant(SecretFd(s.credential.secret));
+  config["ca_pem"] = sdbus::Variant(FileBytes(KmsVar("CA_FILE")));
   config["timeout"] = sdbus::Variant(uint32_t{30});
   s.config_uuid = km().CreateBarbicanConfig(config);
   if (options.enable) km().EnableKeyStore(s.config_uuid);
@@ -131,7 +147,7 @@ std::string DaemonTest::MakeVolumeSet(const std::string& svm_uuid, uint64_t coun
 
 uint64_t DaemonTest::RegisterVolumeSet(const std::string& svm, const std::string& set_dir) {
   VariantMap options;
-  options["kek_file"] = sdbus::Variant(set_dir + "/kek.bin");
+  options["kek_fd"] = sdbus::Variant(OpenFd(set_dir + "/kek.bin"));
   return km().RegisterVolumeSetWithin(svm, set_dir, options, 600s);
 }
 

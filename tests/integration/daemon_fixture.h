@@ -64,8 +64,13 @@ class DaemonTest : public ::testing::Test {
   void DeleteSecret(const KmsKey& key);
   KmsCredential NewCredential();
   void DeleteCredential(const KmsCredential& cred);
-  // A 0600 file with the secret (root-owned), for application_cred_secret_file.
+  // A 0600 file with the secret (root-owned), for busctl's `h` redirections.
   std::string SecretFile(const std::string& secret);
+  // The read end of a pipe holding the secret, for application_cred_secret_fd (h).
+  static sdbus::UnixFd SecretFd(const std::string& secret);
+  // `path` opened for reading (h), e.g. kek_fd; its contents as bytes (ay), e.g. ca_pem.
+  static sdbus::UnixFd OpenFd(const std::string& path);
+  static std::vector<uint8_t> FileBytes(const std::string& path);
 
   SvmSetup SetUpSvm(const std::string& name, const SvmSetupOptions& options = {});
   std::string CreateVolume(const std::string& svm, const std::string& name,

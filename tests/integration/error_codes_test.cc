@@ -88,7 +88,7 @@ TEST_F(ErrorCodesTest, PrechecksRefuseSynchronouslyWithTheirCodes) {
   other["key_id"] = sdbus::Variant(s.key.key_id);
   other["keystone_url"] = sdbus::Variant(KmsVar("KEYSTONE_URL"));
   other["application_cred_id"] = sdbus::Variant(s.credential.id);
-  other["application_cred_secret_file"] = sdbus::Variant(SecretFile(s.credential.secret));
+  other["application_cred_secret_fd"] = sdbus::Variant(SecretFd(s.credential.secret));
   const std::string not_enabled = km().CreateBarbicanConfig(other);
   BusError e = RekeyViaGdbus(not_enabled);
   EXPECT_TRUE(IsError(e, "BarbicanNotConfigured", 65539817));

@@ -1,6 +1,6 @@
 // Scenario 1: the full flow through busctl (the real tool) and the generated proxy.
-// SVM, Barbican configuration (secret by _file through busctl, by _fd through the
-// proxy), enable, 1,000 volumes from svmkey-volset + a few CreateVolume, rekey-internal
+// SVM, Barbican configuration (secret and KEK as descriptors through the proxy, the CA
+// bundle as bytes through busctl), enable, 1,000 volumes from svmkey-volset + a few CreateVolume, rekey-internal
 // with return_timeout 0 (202, then job success seen by GetJob polling, JobChanged and
 // PropertiesChanged) and 120 (201). Every VDEK is the same before and after, and the
 // current slot opens only under the new SVM-KEK (unwrapped here from the table file
@@ -46,7 +46,9 @@ TEST_F(FlowTest, FullFlowThroughBusctlAndProxy) {
   const std::string A = address();
   const std::string M = "org.svmkey.KeyManager1 /org/svmkey/KeyManager1 org.svmkey.KeyManager1 ";
 
-  // --- SVM and Barbican configuration through busctl (secret by file) ---
+  // --- SVM through busctl; the Barbican configuration through the proxy, since the
+  // secret must be a descriptor and busctl of systemd 252 cannot pass an `h` argument;
+  // the CA bundle through busctl as bytes (ca_pem, type ay) ---
   auto r = Busctl(A, "call " + M + "CreateSvm 'sa{sv}' vs1 0");
   ASSERT_EQ(r.status, 0) << r.err;
   const std::string svm = BusctlString(r.out);
@@ -54,19 +56,22 @@ TEST_F(FlowTest, FullFlowThroughBusctlAndProxy) {
 
   const KmsKey key = NewSecret();
   const KmsCredential cred = NewCredential();
-  const std::string secret_file = SecretFile(cred.secret);
-  r = Busctl(A, "call " + M + "CreateBarbicanConfig 'a{sv}' 7 svm s vs1 name s vs1-kms key_id s " +
-                    Quote(key.key_id) + " keystone_url s " + Quote(KmsVar("KEYSTONE_URL")) +
-                    " application_cred_id s " + cred.id + " application_cred_secret_file s " +
-                    Quote(secret_file) + " timeout u 30");
-  ASSERT_EQ(r.status, 0) << r.err << DaemonLog();
-  const std::string config = BusctlString(r.out);
-  ASSERT_TRUE(Uuid::Parse(config)) << r.out;
-  // Without ca_file the daemon uses the system store: enabling fails (our throwaway CA).
+  VariantMap cfg;
+  cfg["svm"] = sdbus::Variant(std::string("vs1"));
+  cfg["name"] = sdbus::Variant(std::string("vs1-kms"));
+  cfg["key_id"] = sdbus::Variant(key.key_id);
+  cfg["keystone_url"] = sdbus::Variant(KmsVar("KEYSTONE_URL"));
+  cfg["application_cred_id"] = sdbus::Variant(cred.id);
+  cfg["application_cred_secret_fd"] = sdbus::Variant(SecretFd(cred.secret));
+  cfg["timeout"] = sdbus::Variant(uint32_t{30});
+  const std::string config = km().CreateBarbicanConfig(cfg);
+  ASSERT_TRUE(Uuid::Parse(config)) << config;
+  // Without a CA bundle the daemon uses the system store: enabling fails (our throwaway CA).
   r = Busctl(A, "call " + M + "EnableKeyStore s " + config);
   EXPECT_NE(r.status, 0) << "enable worked without the CA: " << r.out;
-  r = Busctl(A, "call " + M + "UpdateBarbicanConfig 'sa{sv}' " + config + " 1 ca_file s " +
-                    Quote(KmsVar("CA_FILE")));
+  const std::string ca = Quote(KmsVar("CA_FILE"));
+  r = Busctl(A, "call " + M + "UpdateBarbicanConfig 'sa{sv}' " + config +
+                    " 1 ca_pem ay $(stat -c %s " + ca + ") $(od -An -v -tu1 " + ca + ")");
   ASSERT_EQ(r.status, 0) << r.err;
   r = Busctl(A, "call " + M + "EnableKeyStore s " + config);
   ASSERT_EQ(r.status, 0) << r.err << DaemonLog();
@@ -77,11 +82,8 @@ TEST_F(FlowTest, FullFlowThroughBusctlAndProxy) {
 
   // --- 1,000 volumes from svmkey-volset, plus three CreateVolume ---
   const std::string set = MakeVolumeSet(svm, 1000);
-  r = Busctl(A, "--timeout=300 call " + M + "RegisterVolumeSet 'ssa{sv}' vs1 " + Quote(set) +
-                    " 1 kek_file s " + Quote(set + "/kek.bin"));
-  ASSERT_EQ(r.status, 0) << r.err << DaemonLog();
-  EXPECT_EQ(r.out, "t 1000\n");
-  EXPECT_FALSE(std::filesystem::exists(set + "/kek.bin")) << "the KEK file was not removed";
+  ASSERT_EQ(RegisterVolumeSet("vs1", set), 1000u) << DaemonLog();
+  EXPECT_TRUE(std::filesystem::exists(set + "/kek.bin")) << "the daemon removed the caller's file";
   for (int i = 0; i < 3; ++i) {
     r = Busctl(A, "call " + M + "CreateVolume 'ssa{sv}' vs1 extra" + std::to_string(i) + " 0");
     ASSERT_EQ(r.status, 0) << r.err << DaemonLog();
@@ -207,7 +209,7 @@ TEST_F(FlowTest, FullFlowThroughBusctlAndProxy) {
 
 TEST_F(FlowTest, SecretByFdThroughTheProxyAndTwoSvmsSideBySide) {
   // vs-a: configuration made through the proxy with the secret passed as a file
-  // descriptor (type h); vs-b through the _file path. Both rekeyed at the same time.
+  // descriptor (type h); vs-b through the fixture. Both rekeyed at the same time.
   const KmsCredential cred{KmsVar("APP_CRED_ID"), KmsVar("APP_CRED_SECRET")};
   km().CreateSvm("vs-a", {});
   int fds[2];
@@ -222,7 +224,7 @@ TEST_F(FlowTest, SecretByFdThroughTheProxyAndTwoSvmsSideBySide) {
   c["keystone_url"] = sdbus::Variant(KmsVar("KEYSTONE_URL"));
   c["application_cred_id"] = sdbus::Variant(cred.id);
   c["application_cred_secret_fd"] = sdbus::Variant(sdbus::UnixFd(fds[0]));
-  c["ca_file"] = sdbus::Variant(KmsVar("CA_FILE"));
+  c["ca_pem"] = sdbus::Variant(FileBytes(KmsVar("CA_FILE")));
   const std::string config_a = km().CreateBarbicanConfig(c);
   ::close(fds[0]);
   km().EnableKeyStore(config_a);  // fetches the Barbican key with the fd's secret
@@ -259,8 +261,8 @@ TEST_F(FlowTest, KeyStoreSwitchRunsAsAJobAndTheSvmKeepsWorking) {
   c["key_id"] = sdbus::Variant(other.key_id);
   c["keystone_url"] = sdbus::Variant(KmsVar("KEYSTONE_URL"));
   c["application_cred_id"] = sdbus::Variant(s.credential.id);
-  c["application_cred_secret_file"] = sdbus::Variant(SecretFile(s.credential.secret));
-  c["ca_file"] = sdbus::Variant(KmsVar("CA_FILE"));
+  c["application_cred_secret_fd"] = sdbus::Variant(SecretFd(s.credential.secret));
+  c["ca_pem"] = sdbus::Variant(FileBytes(KmsVar("CA_FILE")));
   const std::string config_b = km().CreateBarbicanConfig(c);
   km().EnableKeyStore(config_b);  // replies when the switch job has ended
 

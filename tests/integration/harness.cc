@@ -548,6 +548,18 @@ static std::string AsUser(const std::string& user) {
   return user.empty() ? "" : "runuser -u " + Quote(user) + " -- ";
 }
 
+sdbus::UnixFd PipeHolding(const std::string& bytes) {
+  int p[2];
+  if (::pipe(p) != 0) return sdbus::UnixFd();
+  const ssize_t n = ::write(p[1], bytes.data(), bytes.size());
+  ::close(p[1]);
+  if (n != static_cast<ssize_t>(bytes.size())) {
+    ::close(p[0]);
+    return sdbus::UnixFd();
+  }
+  return sdbus::UnixFd(p[0], sdbus::adopt_fd);
+}
+
 CommandResult Busctl(const std::string& address, const std::string& args,
                      const std::string& as_user) {
   return Sh(AsUser(as_user) + "busctl --address=" + Quote(address) + " " + args);

@@ -198,6 +198,9 @@ class Daemon {
 
 // ---- clients ----
 
+// The read end of a pipe holding `bytes` (writer closed), for an `h` argument.
+sdbus::UnixFd PipeHolding(const std::string& bytes);
+
 // The generated proxy, with JobChanged recorded.
 class KeyManagerProxy final : public sdbus::ProxyInterfaces<org::svmkey::KeyManager1_proxy> {
  public:

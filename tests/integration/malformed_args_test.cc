@@ -167,7 +167,7 @@ TEST_F(MalformedArgsTest, MegabyteStringsGetBoundedErrors) {
   VariantMap big_key;
   big_key[mb] = Variant(std::string("x"));
   VariantMap big_value;
-  big_value["ca_file"] = Variant(mb);
+  big_value["proxy_username"] = Variant(mb);
   std::vector<Case> cases = {
       {"uuid", [&] { km().RekeyInternal(mb, 0, false); }, "InvalidValue", 262185},
       {"uuid junk", [&] { km().GetJob(mb_junk); }, "InvalidValue", 262185},
@@ -217,7 +217,7 @@ TEST_F(MalformedArgsTest, SecretsInTheClearAreRefused) {
   const BusError e = CatchBusError([&] { km().CreateBarbicanConfig(c); });
   EXPECT_TRUE(IsSvmkeyError(e, "InvalidValue", 262185));
   EXPECT_EQ(e.message.find("hunter2"), std::string::npos) << e.message;
-  // A secret file readable by others is refused too (and not read).
+  // A path to a secret file is refused too (and not read): svmkeyd opens no file.
   const std::string path = dir_->path() + "/open-secret";
   WriteFile(path, "hunter2-world-readable\n", 0644);
   c.erase("application_cred_secret");

@@ -166,10 +166,6 @@ std::string Dump(const std::vector<VariantMap>& maps) {
 TEST_F(SecretsTest, SecretsNeverComeBack) {
   const std::string secret = "S3cr3t-app-cred-" + std::to_string(::getpid()) + "-zq";
   const std::string proxy_pw = "pr0xy-pw-" + std::to_string(::getpid()) + "-zq";
-  const std::string secret_file = dir_->path() + "/secret";
-  const std::string pw_file = dir_->path() + "/pw";
-  WriteFile(secret_file, secret + "\n", 0600);
-  WriteFile(pw_file, proxy_pw + "\n", 0600);
   km().CreateSvm("vs1", {});
   VariantMap c;
   c["svm"] = Variant(std::string("vs1"));
@@ -178,11 +174,11 @@ TEST_F(SecretsTest, SecretsNeverComeBack) {
       Variant(std::string("https://127.0.0.1:1/v1/secrets/0b8a3f0e-6c9b-4e54-a0c6-2a3d1f0e9b11"));
   c["keystone_url"] = Variant(std::string("https://127.0.0.1:1/v3"));
   c["application_cred_id"] = Variant(std::string("cred-id"));
-  c["application_cred_secret_file"] = Variant(secret_file);
+  c["application_cred_secret_fd"] = Variant(PipeHolding(secret + "\n"));
   c["proxy_host"] = Variant(std::string("127.0.0.1"));
   c["proxy_port"] = Variant(uint32_t{1});
   c["proxy_username"] = Variant(std::string("proxy-user"));
-  c["proxy_password_file"] = Variant(pw_file);
+  c["proxy_password_fd"] = Variant(PipeHolding(proxy_pw + "\n"));
   c["timeout"] = Variant(uint32_t{2});
   const std::string config = km().CreateBarbicanConfig(c);
 
@@ -224,85 +220,83 @@ TEST_F(SecretsTest, SecretsNeverComeBack) {
       << "the search above would not have found anything";
 }
 
-// A member of group svmkey names files by path; the daemon (root) opens only files the
-// member owns, private (0600), reached without symlinks: a root-only file is never read
-// (so never sent to a keystone_url the member chose), and a config is not even created.
-class CallerFileTest : public LocalDaemonTest {
+// A member of group svmkey names files by path: svmkeyd (root) opens none of them. Every
+// path option is refused with 262185 before anything is read, so no byte of a root-only
+// file (or the daemon's host key) can reach the keystone_url the member chose, and
+// nothing is created or removed.
+class PathArgumentTest : public LocalDaemonTest {
  protected:
-  // CreateBarbicanConfig as the operator, with the two secret files given.
-  CommandResult CreateAsOperator(const std::string& secret_file, const std::string& pw_file) {
-    std::string dict =
+  // CreateBarbicanConfig as the operator, with `extra` (gdbus dictionary entries).
+  CommandResult CreateAsOperator(const std::string& extra) {
+    const std::string dict =
         "{'svm': <'vs1'>, 'name': <'k" + std::to_string(++n_) +
         "'>, 'key_id': <'https://127.0.0.1:1/v1/secrets/0b8a3f0e-6c9b-4e54-a0c6-2a3d1f0e9b11'>, "
-        "'keystone_url': <'https://127.0.0.1:1/v3'>, 'application_cred_id': <'cred-id'>, "
-        "'application_cred_secret_file': <'" + secret_file + "'>";
-    if (!pw_file.empty()) {
-      dict += ", 'proxy_host': <'127.0.0.1'>, 'proxy_port': <uint32 1>, 'proxy_username': "
-              "<'u'>, 'proxy_password_file': <'" + pw_file + "'>";
-    }
-    return Gdbus(address(), "org.svmkey.KeyManager1.CreateBarbicanConfig", Quote(dict + "}"),
+        "'keystone_url': <'https://127.0.0.1:1/v3'>, 'application_cred_id': <'cred-id'>, " +
+        extra + "}";
+    return Gdbus(address(), "org.svmkey.KeyManager1.CreateBarbicanConfig", Quote(dict),
                  kOperatorUser);
   }
-  // A 0600 file owned by `uid`.
-  std::string Private(const std::string& name, const std::string& text, uid_t uid) {
+  std::string RootOnly(const std::string& name, const std::string& text) {
     const std::string path = dir_->path() + "/" + name;
     WriteFile(path, text, 0600);
-    EXPECT_EQ(::chown(path.c_str(), uid, static_cast<gid_t>(-1)), 0);
     return path;
   }
   void ExpectRefused(const CommandResult& r, const std::string& option) {
     EXPECT_NE(r.status, 0) << r.out;
     EXPECT_EQ(GdbusErrorName(r.err), "org.svmkey.Error.InvalidValue") << r.err;
     EXPECT_EQ(GdbusErrorMessage(r.err).rfind("262185: ", 0), 0u) << r.err;
-    EXPECT_NE(r.err.find(option), std::string::npos) << r.err;
-    EXPECT_NE(r.err.find("owned by the caller with mode 0600"), std::string::npos) << r.err;
+    EXPECT_NE(r.err.find("option '" + option + "' is refused: svmkeyd opens no file"),
+              std::string::npos)
+        << r.err;
     EXPECT_EQ(r.err.find("root-only-secret"), std::string::npos) << "file contents echoed";
   }
   int n_ = 0;
 };
 
-TEST_F(CallerFileTest, MemberCannotHaveRootOnlyFilesRead) {
+TEST_F(PathArgumentTest, SecretAndCaPathsAreRefusedAndNothingIsRead) {
   km().CreateSvm("vs1", {});
-  const std::string root_file = Private("root-only", "root-only-secret\n", 0);
-  const std::string own = Private("own", "operator-secret\n", users_.operator_uid);
-  ExpectRefused(CreateAsOperator(root_file, ""), "application_cred_secret_file");
-  ExpectRefused(CreateAsOperator(own, root_file), "proxy_password_file");
-  // The daemon's own host key is a root 0600 file like any other.
-  ExpectRefused(CreateAsOperator(daemon().state_dir() + "/host.key", ""),
+  const std::string root_file = RootOnly("root-only", "root-only-secret\n");
+  const std::string host_key = daemon().state_dir() + "/host.key";
+  const std::string host_key_bytes = ReadFile(host_key);
+  ASSERT_FALSE(host_key_bytes.empty());
+  for (const std::string& path : {root_file, host_key, std::string("relative/secret.txt")}) {
+    ExpectRefused(CreateAsOperator("'application_cred_secret_file': <'" + path + "'>"),
+                  "application_cred_secret_file");
+    ExpectRefused(CreateAsOperator("'ca_file': <'" + path + "'>"),
+                  "ca_file");
+  }
+  ExpectRefused(CreateAsOperator("'application_cred_secret_file': <'" + root_file +
+                                 "'>, 'proxy_host': <'127.0.0.1'>, 'proxy_port': <uint32 1>, "
+                                 "'proxy_password_file': <'" + root_file + "'>"),
                 "application_cred_secret_file");
   EXPECT_TRUE(km().ListBarbicanConfigs({}).empty()) << "a refused config was created";
   EXPECT_EQ(ReadFile(root_file), "root-only-secret\n");
+  EXPECT_EQ(ReadFile(host_key), host_key_bytes);
+  EXPECT_EQ(daemon().log().find("root-only-secret"), std::string::npos);
 }
 
-TEST_F(CallerFileTest, SymlinksAreRefusedAnywhereInThePath) {
+TEST_F(PathArgumentTest, KekFileIsRefusedAndNeverRemoved) {
   km().CreateSvm("vs1", {});
-  const std::string own = Private("own", "operator-secret\n", users_.operator_uid);
-  const std::string link = dir_->path() + "/link";
-  ASSERT_EQ(::symlink(own.c_str(), link.c_str()), 0);
-  ExpectRefused(CreateAsOperator(link, ""), "application_cred_secret_file");
-  const std::string real_dir = dir_->path() + "/real";
-  ASSERT_EQ(::mkdir(real_dir.c_str(), 0700), 0);
-  Private("real/inner", "operator-secret\n", users_.operator_uid);
-  ASSERT_EQ(::symlink(real_dir.c_str(), (dir_->path() + "/dirlink").c_str()), 0);
-  ExpectRefused(CreateAsOperator(dir_->path() + "/dirlink/inner", ""),
-                "application_cred_secret_file");
-  EXPECT_TRUE(km().ListBarbicanConfigs({}).empty()) << "a refused config was created";
-  // The same file by its real path is the member's own: accepted.
-  auto r = CreateAsOperator(real_dir + "/inner", "");
-  EXPECT_EQ(r.status, 0) << r.err;
-  EXPECT_EQ(km().ListBarbicanConfigs({}).size(), 1u);
-}
-
-TEST_F(CallerFileTest, MembersOwnPrivateFilesStillWork) {
-  km().CreateSvm("vs1", {});
-  const std::string own = Private("own", "operator-secret\n", users_.operator_uid);
-  const std::string pw = Private("pw", "operator-pw\n", users_.operator_uid);
-  auto r = CreateAsOperator(own, pw);
-  EXPECT_EQ(r.status, 0) << r.err;
-  ASSERT_EQ(km().ListBarbicanConfigs({}).size(), 1u);
-  // Readable by its group: refused, as for root.
-  ASSERT_EQ(::chmod(own.c_str(), 0640), 0);
-  ExpectRefused(CreateAsOperator(own, ""), "application_cred_secret_file");
+  const std::string root_file = RootOnly("root-only.key", std::string(32, 'k'));
+  const std::string host_key = daemon().state_dir() + "/host.key";
+  const std::string host_key_bytes = ReadFile(host_key);
+  for (const std::string& path : {root_file, host_key}) {
+    auto r = Gdbus(address(), "org.svmkey.KeyManager1.RegisterVolumeSet",
+                   "vs1 " + Quote(dir_->path()) + " " + Quote("{'kek_file': <'" + path + "'>}"),
+                   kOperatorUser);
+    ExpectRefused(r, "kek_file");
+    EXPECT_NE(r.err.find("kek_fd"), std::string::npos) << r.err;
+  }
+  EXPECT_EQ(ReadFile(root_file), std::string(32, 'k')) << "the root-only file was changed";
+  EXPECT_EQ(ReadFile(host_key), host_key_bytes) << "the host key was changed or removed";
+  // keep_kek_file is gone with the daemon's unlink.
+  const BusError e = CatchBusError([&] {
+    km().RegisterVolumeSetWithin("vs1", dir_->path(),
+                           {{"kek_fd", Variant(PipeHolding(std::string(32, 'k')))},
+                            {"keep_kek_file", Variant(true)}},
+                                 10s);
+  });
+  EXPECT_EQ(e.name, ErrorName("UnexpectedArgument")) << e.message;
 }
 
 // svmkeyd run as an unprivileged user (this bus lets anyone own the name): with

@@ -128,9 +128,9 @@ class BadInputTest : public DaemonTest {
                    k.GetBarbicanConfig(cfg, opt("reachability", Variant(std::string("yes"))));
                  },
                  "InvalidArgument", 2});
-    c.push_back({"kek_file as bool",
+    c.push_back({"kek_fd as bool",
                  [=](auto& k) {
-                   k.RegisterVolumeSet("vs1", "/nonexistent", opt("kek_file", Variant(true)));
+                   k.RegisterVolumeSet("vs1", "/nonexistent", opt("kek_fd", Variant(true)));
                  },
                  "InvalidArgument", 2});
     // Unknown option keys in every a{sv}.

@@ -1,5 +1,6 @@
 #include "tools/ctl/secret_input.h"
 
+#include <fcntl.h>
 #include <termios.h>
 #include <unistd.h>
 
@@ -75,6 +76,28 @@ sdbus::UnixFd SecretPipe(const std::string& what, const std::string& file) {
   sdbus::UnixFd out(fds[0]);
   ::close(fds[0]);  // UnixFd dup'ed it
   return out;
+}
+
+sdbus::UnixFd OpenForDaemon(const std::string& what, const std::string& file) {
+  const int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY);
+  if (fd < 0) throw CtlExit("cannot open " + what + " " + file, kExitUsage);
+  return sdbus::UnixFd(fd, sdbus::adopt_fd);
+}
+
+std::vector<uint8_t> ReadSmallFile(const std::string& what, const std::string& file,
+                                   size_t max_bytes) {
+  std::ifstream in(file, std::ios::binary);
+  if (!in) throw CtlExit("cannot read " + what + " " + file, kExitUsage);
+  std::vector<uint8_t> bytes;
+  char buf[8192];
+  while (in.read(buf, sizeof buf) || in.gcount() > 0) {
+    bytes.insert(bytes.end(), buf, buf + in.gcount());
+    if (bytes.size() > max_bytes) {
+      throw CtlExit(what + " " + file + " is larger than " + std::to_string(max_bytes) + " bytes",
+                    kExitUsage);
+    }
+  }
+  return bytes;
 }
 
 }  // namespace svmkey::ctl

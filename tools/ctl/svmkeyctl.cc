@@ -66,7 +66,9 @@ CommandLine::CommandLine() {
       "  svmkeyctl barbican create-config --svm vs1 --config-name cfg1 --key-id URL \\\n"
       "      --keystone-url https://ks:5000/v3 --application-cred-id ID --ca-file ca.pem\n"
       "  svmkeyctl keystore enable --svm vs1 --config-name cfg1\n"
-      "  svmkeyctl barbican rekey-internal --svm vs1\n");
+      "  svmkeyctl barbican rekey-internal --svm vs1\n"
+      "Files (--*-file, --ca-file, --kek-file) are opened by svmkeyctl with your rights and\n"
+      "passed to svmkeyd as descriptors or bytes; svmkeyd opens no path itself.\n");
   AddBarbicanVerbs();
   AddKeystoreVerbs();
   AddSvmVerbs();
@@ -99,7 +101,8 @@ void CommandLine::AddConfigOptions(CLI::App* s) {
 }
 
 void CommandLine::AddSettingOptions(CLI::App* s) {
-  s->add_option("--ca-file", o_.ca_file, "PEM CA bundle for Keystone and Barbican");
+  s->add_option("--ca-file", o_.ca_file,
+                "PEM CA bundle for Keystone and Barbican (read here, sent as ca_pem bytes)");
   s->add_option("--verify", o_.verify, "Verify the server certificate (true|false)");
   s->add_option("--verify-host", o_.verify_host, "Verify the host name (true|false)");
   s->add_option("--timeout", o_.timeout, "Seconds per HTTPS exchange (1-600)");
@@ -232,7 +235,9 @@ void CommandLine::AddVolumeVerbs() {
       RegisterVolumeSet);
   AddSvmOption(s, true);
   s->add_option("--dir", o_.dir, "Volume set directory (absolute)")->required();
-  s->add_option("--kek-file", o_.kek_file, "The set's SVM-KEK file (removed after adoption)")
+  s->add_option("--kek-file", o_.kek_file,
+                "The set's SVM-KEK file (opened here, passed as kek_fd; svmkeyctl removes it "
+                "after a complete registration)")
       ->required();
   s->add_flag("--keep-kek-file", o_.keep_kek, "Do not remove the KEK file");
 

@@ -138,7 +138,10 @@ std::string ResolveConfig(KeyManagerClient& km, const Options& o) {
 // The connection settings given on the command line, as CreateBarbicanConfig and
 // UpdateBarbicanConfig keys.
 void AddConnectionSettings(const Options& o, VariantMap& m) {
-  if (!o.ca_file.empty()) m["ca_file"] = sdbus::Variant(o.ca_file);
+  // The daemon keeps its own copy of the bundle; it is read here, with the caller's rights.
+  if (!o.ca_file.empty()) {
+    m["ca_pem"] = sdbus::Variant(ReadSmallFile("CA bundle", o.ca_file, kMaxCaBundleBytes));
+  }
   if (o.verify) m["verify"] = sdbus::Variant(*o.verify);
   if (o.verify_host) m["verify_host"] = sdbus::Variant(*o.verify_host);
   if (o.timeout) m["timeout"] = sdbus::Variant(*o.timeout);
@@ -275,9 +278,12 @@ int CreateVolume(KeyManagerClient& km, const Options& o) {
 }
 
 int RegisterVolumeSet(KeyManagerClient& km, const Options& o) {
-  VariantMap opts{{"kek_file", sdbus::Variant(o.kek_file)}};
-  if (o.keep_kek) opts["keep_kek_file"] = sdbus::Variant(true);
+  VariantMap opts{{"kek_fd", sdbus::Variant(OpenForDaemon("KEK file", o.kek_file))}};
   const uint64_t n = km.RegisterVolumeSet(o.svm, o.dir, opts);
+  // The daemon never removes a file it did not create: the KEK file is the caller's.
+  if (!o.keep_kek && ::unlink(o.kek_file.c_str()) != 0) {
+    std::cerr << "svmkeyctl: could not remove the KEK file " << o.kek_file << "\n";
+  }
   if (o.json) {
     std::cout << nlohmann::json{{"count", n}}.dump(2) << "\n";
   } else {
