@@ -43,7 +43,7 @@ TEST_F(HostKeyRecoveryTest, ReenteringTheCredentialRecoversALostHostKey) {
 
   VariantMap credentials;
   credentials["application_cred_id"] = sdbus::Variant(s.credential.id);
-  credentials["application_cred_secret_file"] = sdbus::Variant(SecretFile(s.credential.secret));
+  credentials["application_cred_secret_fd"] = sdbus::Variant(SecretFd(s.credential.secret));
   km().UpdateBarbicanCredentials(s.config_uuid, credentials);
 
   config = km().GetBarbicanConfig(s.config_uuid, check);
