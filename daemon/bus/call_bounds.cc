@@ -49,6 +49,20 @@ int WalkContainer(sd_bus_message* m, int depth, Verdict* verdict) {
       return 0;
     }
     size_t size = 8;
+    if (type == SD_BUS_TYPE_ARRAY && contents != nullptr && std::strcmp(contents, "y") == 0) {
+      const void* bytes = nullptr;
+      size_t n = 0;
+      r = sd_bus_message_read_array(m, SD_BUS_TYPE_BYTE, &bytes, &n);
+      if (r < 0) return r;
+      --entries;  // counted by its bytes below, not as entries
+      verdict->bytes += n;
+      if (verdict->bytes > kMaxCallBytes) {
+        verdict->refused = "more than " + std::to_string(kMaxCallBytes) +
+                           " bytes of arguments (the limit per call)";
+        return 0;
+      }
+      continue;
+    }
     switch (type) {
       case SD_BUS_TYPE_ARRAY:
       case SD_BUS_TYPE_DICT_ENTRY:

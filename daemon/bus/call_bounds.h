@@ -8,7 +8,7 @@
 // walks the body without copying it and refuses with 262185 (InvalidValue, naming the
 // limit) a call with more than kMaxEntriesPerContainer entries in any array, map, struct
 // or argument list, nested deeper than kMaxNesting, or with more than kMaxCallBytes of
-// data. A refused call never reaches its handler, and the heap it cost is handed back to
+// data. A byte array (ay, e.g. a CA bundle's ca_pem) counts by its bytes, not as entries. A refused call never reaches its handler, and the heap it cost is handed back to
 // the system (malloc_trim) on the next turn of the loop.
 //
 // Threads: the loop thread (match callbacks run inside processPendingRequest).
@@ -19,11 +19,14 @@
 #include <cstddef>
 
 #include "daemon/core/loop_tasks.h"
+#include "daemon/service/caller_input.h"
 
 namespace svmkey::daemon {
 
 inline constexpr size_t kMaxEntriesPerContainer = 64;
-inline constexpr size_t kMaxCallBytes = size_t{64} << 10;
+// The largest argument a call may carry is a CA bundle (ca_pem, caller_input.h), plus
+// room for the other options around it.
+inline constexpr size_t kMaxCallBytes = kMaxCaBundleBytes + (size_t{64} << 10);
 inline constexpr int kMaxNesting = 8;
 
 // Installs the check on `connection` for every method call it receives; the returned

@@ -171,8 +171,8 @@ TEST_F(MalformedArgsTest, MegabyteStringsGetBoundedErrors) {
   std::vector<Case> cases = {
       {"uuid", [&] { km().RekeyInternal(mb, 0, false); }, "InvalidValue", 262185},
       {"uuid junk", [&] { km().GetJob(mb_junk); }, "InvalidValue", 262185},
-      // A megabyte passes the 64 KiB per call (daemon/bus/call_bounds.h): refused before
-      // any handler decodes the call, whichever argument carries it.
+      // A megabyte string: refused by the handler's own bounds (names, uuids, option
+      // strings), or by the call bound (daemon/bus/call_bounds.h) when it is larger.
       {"svm name", [&] { km().CreateSvm(mb, {}); }, "InvalidValue", 262185},
       {"volume's svm", [&] { km().CreateVolume(mb, "v", {}); }, "InvalidValue", 262185},
       {"option key", [&] { km().CreateSvm("vs-big", big_key); }, "InvalidValue", 262185},
