@@ -293,6 +293,7 @@ int Main(int argc, char** argv) {
   LogNotice("stopping (signal " + std::to_string(sig) + "); running jobs stop at a batch boundary");
   Notify("STOPPING=1\nSTATUS=stopping");
   (*core)->StopWorkers();
+  loop.DropPending();  // before the connections go: queued replies still refer to them
   return 0;
 }
 

@@ -245,7 +245,10 @@ class RewrapRun {
 
     // Phase 1: open every file of the batch.
     SVMKEY_RETURN_IF_ERROR(batch_.Open(io_, refs, O_RDWR, 0, [&](size_t i, int32_t err) {
-      Fail(i, IoError(err, false, refs_[i].path));
+      // A file that exists but may not be opened for writing (immutable, read-only file
+      // system, no write permission) is a blob that cannot be updated, not a damaged one.
+      const bool not_writable = err == -EPERM || err == -EACCES || err == -EROFS || err == -ETXTBSY;
+      Fail(i, IoError(err, not_writable, refs_[i].path));
     }));
 
     // Phase 2: read each whole file (plus slack to catch an oversized one); then the CPU

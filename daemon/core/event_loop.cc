@@ -64,6 +64,16 @@ void EventLoop::Stop() {
   Wake();
 }
 
+void EventLoop::DropPending() {
+  std::vector<std::function<void()>> posted;
+  std::multimap<Clock::time_point, std::function<void()>> timers;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    posted.swap(posted_);
+    timers.swap(timers_);
+  }
+}
+
 void EventLoop::RunDueTasks() {
   std::vector<std::function<void()>> tasks;
   {

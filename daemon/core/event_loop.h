@@ -50,6 +50,10 @@ class EventLoop final : public LoopTasks {
   // number (0 after Stop()).
   int Run();
   void Stop();
+  // After Run returned and every thread that posts was stopped: destroys the tasks and
+  // timers that will never run, while the objects they hold (pending replies refer to
+  // their bus connection) are still alive.
+  void DropPending();
 
   void Post(std::function<void()> task) override;
   void RunAt(Clock::time_point when, std::function<void()> task) override;

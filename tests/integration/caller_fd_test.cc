@@ -126,7 +126,7 @@ TEST_F(CallerFdTest, CaBundleOverOneMiBIsRefused) {
 TEST_F(CallerFdTest, KekFdThatNeverDeliversIsRefused) {
   auto register_with = [&](sdbus::UnixFd fd) {
     return [this, fd] {
-      km().RegisterVolumeSetWithin("vs1", dir_->path(), {{"kek_fd", Variant(fd)}}, 30s);
+      km().RegisterVolumeSetWithin("vs1", daemon().volume_root() + "/sets/s", {{"kek_fd", Variant(fd)}}, 30s);
     };
   };
   int p[2];

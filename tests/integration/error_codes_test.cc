@@ -7,6 +7,8 @@
 // Error names are checked with gdbus or the generated proxy (busctl hides them); every
 // message starts with "<code>: ".
 #include <fcntl.h>
+#include <linux/fs.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -422,45 +424,47 @@ TEST_F(ErrorCodesTest, CorruptForeignAndMissingMetadataFailTheJobWithTheirCodes)
   }
 }
 
-// 65537565: the rewrapped slot cannot be written. The volume's metadata file is a
-// memfd with F_SEAL_WRITE (reached through /proc/<test pid>/fd/N): the daemon opens it
-// O_RDWR and reads it fine, and the write of the new slot really fails (EPERM).
+// 65537565: the rewrapped slot cannot be written. The volume's metadata file is made
+// immutable (FS_IMMUTABLE_FL, as `chattr +i`): it still reads fine, and the daemon's
+// read-write open really fails (EPERM), which is the blob that cannot be updated, not a
+// damaged one.
+namespace {
+bool SetImmutable(const std::string& path, bool on) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  int flags = 0;
+  bool ok = ::ioctl(fd, FS_IOC_GETFLAGS, &flags) == 0;
+  flags = on ? (flags | FS_IMMUTABLE_FL) : (flags & ~FS_IMMUTABLE_FL);
+  ok = ok && ::ioctl(fd, FS_IOC_SETFLAGS, &flags) == 0;
+  ::close(fd);
+  return ok;
+}
+}  // namespace
+
 TEST_F(ErrorCodesTest, MetadataWriteFailureIsVdekBlobUpdateFailed) {
   const SvmSetup s = SetUpSvm("vs1");
   std::vector<std::string> volumes;
   for (int i = 0; i < 3; ++i) volumes.push_back(CreateVolume("vs1", "v" + std::to_string(i)));
   const std::string victim = MetadataPath(volumes[2]);
-  const std::vector<uint8_t> good = ReadBytes(victim);
-  const int mfd = ::memfd_create("svmkey-it-sealed", MFD_ALLOW_SEALING | MFD_CLOEXEC);
-  ASSERT_GE(mfd, 0);
-  ASSERT_EQ(::write(mfd, good.data(), good.size()), static_cast<ssize_t>(good.size()));
-  ASSERT_EQ(::fcntl(mfd, F_ADD_SEALS, F_SEAL_WRITE | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL), 0);
-  const std::string sealed = "/proc/" + std::to_string(::getpid()) + "/fd/" + std::to_string(mfd);
-  // Proof that the path refuses writes (and allows reads) before the daemon tries.
+  ASSERT_TRUE(SetImmutable(victim, true)) << "the test's file system must support chattr +i";
+  // Proof that the file refuses writes (and allows reads) before the daemon tries.
   {
-    const int probe = ::open(sealed.c_str(), O_RDWR);
+    const int probe = ::open(victim.c_str(), O_RDONLY | O_CLOEXEC);
     ASSERT_GE(probe, 0);
     char sector[512] = {};
     EXPECT_EQ(::pread(probe, sector, sizeof sector, 0), 512);
-    EXPECT_EQ(::pwrite(probe, sector, sizeof sector, 1024), -1);
-    EXPECT_EQ(errno, EPERM);
     ::close(probe);
-  }
-  {
-    TableFile t(daemon().table_path());
-    ASSERT_TRUE(t.Exec("UPDATE volumes SET metadata_path=?1 WHERE uuid=?2", {sealed, volumes[2]}));
+    EXPECT_EQ(::open(victim.c_str(), O_RDWR | O_CLOEXEC), -1);
+    EXPECT_EQ(errno, EPERM);
   }
   const BusError e = RekeyViaProxy(s.config_uuid, 120);
+  const bool restored = SetImmutable(victim, false);
   EXPECT_TRUE(IsError(e, "VdekBlobUpdateFailed", 65537565)) << DaemonLog();
   EXPECT_NE(e.message.find(volumes[2]), std::string::npos) << e.message;
   EXPECT_EQ(Code(LastJob(s.svm_uuid)), 65537565u);
-  // Resumable: the blob is still readable (the current slot was never touched), and
-  // with the real file back the rerun completes.
-  {
-    TableFile t(daemon().table_path());
-    ASSERT_TRUE(t.Exec("UPDATE volumes SET metadata_path=?1 WHERE uuid=?2", {victim, volumes[2]}));
-  }
-  ::close(mfd);
+  // Resumable: the blob is still readable (it was never touched), and with the file
+  // writable again the rerun completes.
+  ASSERT_TRUE(restored);
   auto [status, job] = km().RekeyInternalWithin(s.config_uuid, 120, 180s);
   EXPECT_EQ(status, 201u) << DaemonLog();
   auto [vs, vj] = km().VerifyVolumesWithin("vs1", 120, 180s);

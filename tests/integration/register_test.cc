@@ -30,7 +30,19 @@ class RegisterTest : public DaemonTest {
   }
   std::string ExtraRoot() { return dir().path() + "/extra-root"; }
 
-  uint64_t Register(const std::string& set_dir) { return RegisterVolumeSet("vs1", set_dir); }
+  // Registers with the set's own kek.bin, or, for a directory that has none (the
+  // refusals below), with a spare 32-byte key: the directory is judged either way.
+  uint64_t Register(const std::string& set_dir) {
+    std::error_code ec;
+    if (std::filesystem::is_regular_file(set_dir + "/kek.bin", ec)) {
+      return RegisterVolumeSet("vs1", set_dir);
+    }
+    const std::string spare = dir().path() + "/spare-kek.bin";
+    if (!std::filesystem::exists(spare)) WriteFile(spare, std::string(32, 'k'), 0600);
+    VariantMap options;
+    options["kek_fd"] = sdbus::Variant(OpenFd(spare));
+    return km().RegisterVolumeSetWithin("vs1", set_dir, options, 600s);
+  }
 
   // The call fails with InvalidValue (262185) and a message naming `what`.
   void ExpectInvalid(const std::function<void()>& call, const std::string& what) {
