@@ -475,8 +475,11 @@ class BreakingFileIo final : public FileIo {
   int left_;
 };
 
-// One thread's I/O layer breaking fails the run (no hang, no lost volume); a thread's
-// FileIo that cannot be made fails it before anything is written.
+// The threads' I/O layers breaking fails the run (no hang, no lost volume); a thread's
+// FileIo that cannot be made fails it before anything is written. Both threads' layers
+// break after 7 calls: 300 volumes in batches of 16 need 19 batches of at least one call
+// each, so the run cannot finish whatever the scheduler does (with only the worker's layer
+// breaking, the calling thread could do every batch alone and the run would succeed).
 TEST_P(RewrapTest, SeveralThreadsFailTogether) {
   VolumeSet set;
   set.Add(300);
@@ -484,7 +487,8 @@ TEST_P(RewrapTest, SeveralThreadsFailTogether) {
   o.make_io = [mode = GetParam()]() -> Result<std::unique_ptr<FileIo>> {
     return std::unique_ptr<FileIo>(std::make_unique<BreakingFileIo>(testing::MakeIo(mode), 7));
   };
-  auto c = set.Rewrap(*io_, o);
+  BreakingFileIo first(testing::MakeIo(GetParam()), 7);
+  auto c = set.Rewrap(first, o);
   ASSERT_FALSE(c.ok());
   EXPECT_NE(c.status().message().find("ring broke"), std::string::npos) << c.status().ToString();
   for (const auto& r : set.Verify(set.Ring(true, true))) EXPECT_TRUE(r.status.ok());
