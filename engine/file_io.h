@@ -116,6 +116,24 @@ struct IoOp {
 // path; RESOLVE_BENEATH when op.fd is a directory fd rather than AT_FDCWD.
 open_how OpenHowFor(const IoOp& op);
 
+// openat2(dirfd, path, how) with the same result where the kernel call is refused:
+// returns the descriptor or -errno.
+//
+// Why a fallback: systemd's RestrictSUIDSGID= (set in svmkeyd's unit) installs a seccomp
+// rule answering ENOSYS to every openat2, because a filter cannot read the mode inside
+// struct open_how (libc then falls back to openat; a raw syscall does not). On ENOSYS
+// the path is walked one component at a time, each directory opened with
+// O_PATH|O_DIRECTORY|O_NOFOLLOW and the last component with how.flags (which carry
+// O_NOFOLLOW), so no symbolic link is followed anywhere (RESOLVE_NO_SYMLINKS, which also
+// covers /proc magic links). With RESOLVE_BENEATH an absolute path is refused with EXDEV
+// and ".." goes back to the directory descriptor the walk came from (refused with EXDEV
+// at `dirfd` itself), never through the file system's "..", so the walk cannot leave
+// `dirfd` even while directories are renamed concurrently. A symlink met as a directory component gives ELOOP, as openat2 does. Only
+// resolve sets that contain RESOLVE_NO_SYMLINKS and nothing beyond RESOLVE_BENEATH and
+// RESOLVE_NO_MAGICLINKS have a fallback; others return -ENOSYS unchanged.
+// io_uring's IORING_OP_OPENAT2 is not subject to seccomp and needs no fallback.
+int OpenResolved(int dirfd, const char* path, const open_how& how);
+
 class FileIo {
  public:
   virtual ~FileIo() = default;

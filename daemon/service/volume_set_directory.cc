@@ -3,11 +3,12 @@
 #include <fcntl.h>
 #include <linux/openat2.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <filesystem>
+
+#include "engine/file_io.h"
 
 namespace svmkey::daemon {
 namespace {
@@ -47,8 +48,10 @@ int OpenBeneath(int dirfd, const std::string& path, uint64_t flags) {
   how.flags = flags | O_NOFOLLOW | O_CLOEXEC;
   how.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS;
   for (int attempt = 0;; ++attempt) {
-    const long fd = ::syscall(SYS_openat2, dirfd, path.c_str(), &how, sizeof how);
-    if (fd >= 0 || errno != EAGAIN || attempt == 8) return static_cast<int>(fd);
+    const int fd = OpenResolved(dirfd, path.c_str(), how);  // engine/file_io.h: ENOSYS fallback
+    if (fd >= 0) return fd;
+    errno = -fd;
+    if (fd != -EAGAIN || attempt == 8) return -1;
   }
 }
 
